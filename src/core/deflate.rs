@@ -1,0 +1,212 @@
+//! permessage-deflate (RFC 7692) compression state for one connection.
+//! Negotiation of the parameters happens in the JS handshake code; this module
+//! only applies them.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use super::error::WsError;
+
+const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+const OUT_CHUNK: usize = 16 * 1024;
+const MAX_OUT_CHUNK: usize = 256 * 1024;
+
+/// zlib can't do raw streams with an 8-bit window; like Node, use 9 instead
+/// (a larger window still inflates anything an 8-bit window produced).
+fn window(bits: u8) -> u8 {
+    bits.clamp(9, 15)
+}
+
+pub struct Inflater {
+    z: Decompress,
+    window_bits: u8,
+    no_context_takeover: bool,
+    ended: bool,
+}
+
+impl Inflater {
+    pub fn new(window_bits: u8, no_context_takeover: bool) -> Self {
+        Inflater {
+            z: Decompress::new_with_window_bits(false, window(window_bits)),
+            window_bits,
+            no_context_takeover,
+            ended: false,
+        }
+    }
+
+    /// Inflates one fragment of a message into `out`. `limit` is the most
+    /// `out` may hold (0: no limit); the output never grows past it.
+    pub fn inflate(&mut self, input: &[u8], fin: bool, out: &mut Vec<u8>, limit: usize) -> Result<(), WsError> {
+        self.run(input, out, limit)?;
+        if fin {
+            self.run(&TRAILER, out, limit)?;
+            if self.no_context_takeover || self.ended {
+                self.reset();
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, mut input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), WsError> {
+        while !input.is_empty() && !self.ended {
+            if out.len() == out.capacity() {
+                let mut want = (input.len() * 4).clamp(OUT_CHUNK, MAX_OUT_CHUNK);
+                if limit > 0 {
+                    // One byte of headroom tells "exactly at the limit" from "past it".
+                    want = want.min(limit + 1 - out.len().min(limit));
+                }
+                out.reserve_exact(want.max(1));
+            }
+            let (in0, out0) = (self.z.total_in(), self.z.total_out());
+            let status = match self.z.decompress_vec(input, out, FlushDecompress::Sync) {
+                Ok(s) => s,
+                Err(e) => {
+                    let message = e.message().unwrap_or("Zlib error").to_string();
+                    self.reset();
+                    return Err(WsError::Inflate { message, code: "Z_DATA_ERROR" });
+                }
+            };
+            if limit > 0 && out.len() > limit {
+                self.reset();
+                return Err(WsError::MaxPayloadExceeded);
+            }
+            let consumed = (self.z.total_in() - in0) as usize;
+            let produced = self.z.total_out() - out0;
+            input = &input[consumed..];
+            if status == Status::StreamEnd {
+                self.ended = true;
+            }
+            if consumed == 0 && produced == 0 && out.len() < out.capacity() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.z = Decompress::new_with_window_bits(false, window(self.window_bits));
+        self.ended = false;
+    }
+}
+
+pub struct Deflater {
+    z: Compress,
+    window_bits: u8,
+    level: u32,
+    no_context_takeover: bool,
+}
+
+impl Deflater {
+    /// `level` is zlib's 0..=9; anything else means zlib's default (6).
+    pub fn new(window_bits: u8, no_context_takeover: bool, level: i32) -> Self {
+        let level = if (0..=9).contains(&level) { level as u32 } else { 6 };
+        Deflater {
+            z: Compress::new_with_window_bits(Compression::new(level), false, window(window_bits)),
+            window_bits,
+            level,
+            no_context_takeover,
+        }
+    }
+
+    /// Compresses one fragment, appending to `out`. The last fragment of a
+    /// message loses the 00 00 ff ff tail of the sync flush (RFC 7692 7.2.1).
+    pub fn deflate(&mut self, mut input: &[u8], fin: bool, out: &mut Vec<u8>) {
+        let start = out.len();
+        if input.is_empty() {
+            // zlib refuses a second sync flush in a row with no input between;
+            // a no-op write in between makes it emit the empty block ws sends.
+            out.reserve(OUT_CHUNK);
+            let _ = self.z.compress_vec(&[], out, FlushCompress::None);
+        }
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve((input.len() / 2).clamp(OUT_CHUNK, MAX_OUT_CHUNK));
+            }
+            let in0 = self.z.total_in();
+            if self.z.compress_vec(input, out, FlushCompress::Sync).is_err() {
+                break;
+            }
+            input = &input[(self.z.total_in() - in0) as usize..];
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if fin {
+            if out.len() - start >= 4 && out[out.len() - 4..] == TRAILER {
+                out.truncate(out.len() - 4);
+            }
+            if self.no_context_takeover {
+                self.z = Compress::new_with_window_bits(Compression::new(self.level), false, window(self.window_bits));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(msgs: &[&[u8]], bits: u8, nct: bool) {
+        let mut d = Deflater::new(bits, nct, -1);
+        let mut i = Inflater::new(bits, nct);
+        for m in msgs {
+            let mut wire = vec![];
+            d.deflate(m, true, &mut wire);
+            let mut out = vec![];
+            i.inflate(&wire, true, &mut out, 0).unwrap();
+            assert_eq!(&out[..], *m);
+        }
+    }
+
+    #[test]
+    fn round_trips_with_and_without_context_takeover() {
+        let big = vec![b'x'; 100_000];
+        let msgs: [&[u8]; 4] = [b"Hello", b"Hello", b"", &big];
+        for bits in [8, 9, 12, 15] {
+            round_trip(&msgs, bits, false);
+            round_trip(&msgs, bits, true);
+        }
+    }
+
+    #[test]
+    fn rfc7692_hello_example() {
+        let mut i = Inflater::new(15, false);
+        let mut out = vec![];
+        i.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], true, &mut out, 0).unwrap();
+        assert_eq!(out, b"Hello");
+        // Fragmented: "Hel" then "lo".
+        let mut i = Inflater::new(15, false);
+        let mut out = vec![];
+        i.inflate(&[0xf2, 0x48, 0xcd], false, &mut out, 0).unwrap();
+        i.inflate(&[0xc9, 0xc9, 0x07, 0x00], true, &mut out, 0).unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn empty_message_compresses_to_one_zero_byte() {
+        let mut d = Deflater::new(15, false, -1);
+        let mut wire = vec![];
+        d.deflate(b"", true, &mut wire);
+        assert_eq!(wire, vec![0x00]);
+    }
+
+    #[test]
+    fn bomb_never_grows_past_limit() {
+        let zeros = vec![0u8; 10 * 1024 * 1024];
+        let mut d = Deflater::new(15, false, 9);
+        let mut wire = vec![];
+        d.deflate(&zeros, true, &mut wire);
+        assert!(wire.len() < 20_000);
+        let mut i = Inflater::new(15, false);
+        let mut out = vec![];
+        assert_eq!(i.inflate(&wire, true, &mut out, 1000), Err(WsError::MaxPayloadExceeded));
+        assert!(out.capacity() <= 1001, "capacity {}", out.capacity());
+    }
+
+    #[test]
+    fn corrupt_input_is_a_data_error() {
+        let mut i = Inflater::new(15, false);
+        let err = i.inflate(&[0xff, 0xff, 0xff, 0xff], true, &mut vec![], 0).unwrap_err();
+        assert_eq!(err.close_code(), 1007);
+        assert_eq!(err.code(), "Z_DATA_ERROR");
+    }
+}
