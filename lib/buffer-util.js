@@ -1,0 +1,41 @@
+'use strict';
+
+const { EMPTY_BUFFER } = require('./constants');
+
+const FastBuffer = Buffer[Symbol.species];
+
+/** Joins `list` into one Buffer of `totalLength` bytes. */
+function concat(list, totalLength) {
+  if (list.length === 0) return EMPTY_BUFFER;
+  if (list.length === 1) return list[0];
+  const out = Buffer.allocUnsafe(totalLength);
+  let offset = 0;
+  for (const b of list) {
+    out.set(b, offset);
+    offset += b.length;
+  }
+  return offset < totalLength ? new FastBuffer(out.buffer, out.byteOffset, offset) : out;
+}
+
+/** An ArrayBuffer holding exactly the bytes of `buf`. */
+function toArrayBuffer(buf) {
+  if (buf.length === buf.buffer.byteLength) return buf.buffer;
+  return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
+}
+
+/**
+ * Views `data` as a Buffer without copying where possible. Sets
+ * `toBuffer.readOnly` to false when it had to copy.
+ */
+function toBuffer(data) {
+  toBuffer.readOnly = true;
+  if (Buffer.isBuffer(data)) return data;
+  if (data instanceof ArrayBuffer) return new FastBuffer(data);
+  if (ArrayBuffer.isView(data)) {
+    return new FastBuffer(data.buffer, data.byteOffset, data.byteLength);
+  }
+  toBuffer.readOnly = false;
+  return Buffer.from(data);
+}
+
+module.exports = { concat, FastBuffer, toArrayBuffer, toBuffer };

@@ -1,0 +1,226 @@
+'use strict';
+
+// The native transport: a plain TCP (or IPC) socket whose fd the Rust engine
+// has adopted. The engine delivers one batch of events per loop turn; this
+// file turns the batch into calls on each WebSocket.
+
+const binding = require('./binding');
+const { FastBuffer } = require('./buffer-util');
+const { kStatusCode } = require('./constants');
+
+// Record kinds and send flags, as in src/engine/batch.rs and src/bindings/engine.rs.
+const EV_TEXT = 1;
+const EV_BINARY = 2;
+const EV_PING = 3;
+const EV_PONG = 4;
+const EV_CLOSE_FRAME = 5;
+const EV_ERROR = 6;
+const EV_ACK = 7;
+const EV_EOF = 8;
+const EV_CLOSED = 9;
+const EV_BIG = 0x80;
+
+const F_FIN = 1;
+const F_COMPRESS = 2;
+const F_MASK = 4;
+const F_ACK = 8;
+const F_MASK_KEY = 16;
+
+const transports = new Map();
+let engine = null;
+
+// The batch being delivered. Kept in module state so that, when a listener
+// throws, the engine can report the error and call `onBatch()` again to go
+// on with the rest.
+let tape = null;
+let arena = null;
+let bigs = null;
+let pos = 0;
+
+function bytes(word, a, b) {
+  return word & EV_BIG ? bigs[a] : new FastBuffer(arena.buffer, arena.byteOffset + a, b);
+}
+
+function protocolError(text) {
+  const [message, code, closeCode, cls] = text.split('\n');
+  const err = cls === 'RangeError' ? new RangeError(message) : new Error(message);
+  err.code = code;
+  if (code.startsWith('Z_')) err.errno = -3;
+  err[kStatusCode] = +closeCode;
+  return err;
+}
+
+function onBatch(t, ar, bg) {
+  if (t !== undefined) {
+    tape = t;
+    arena = ar;
+    bigs = bg;
+    pos = 0;
+  }
+  while (pos < tape.length) {
+    const word = tape[pos];
+    const tr = transports.get(tape[pos + 1]);
+    const a = tape[pos + 2];
+    const b = tape[pos + 3];
+    pos += 4;
+    if (tr !== undefined) deliver(tr, word, a, b);
+  }
+  tape = arena = bigs = null;
+}
+
+function deliver(tr, word, a, b) {
+  const ws = tr.ws;
+  switch (word & 0x7f) {
+    case EV_TEXT:
+      ws._onMessage(bytes(word, a, b), false);
+      break;
+    case EV_BINARY:
+      ws._onMessage(bytes(word, a, b), true);
+      break;
+    case EV_PING:
+      ws._onPing(Buffer.from(bytes(word, a, b)));
+      break;
+    case EV_PONG:
+      ws._onPong(Buffer.from(bytes(word, a, b)));
+      break;
+    case EV_CLOSE_FRAME:
+      ws._onConclude(word >>> 8, Buffer.from(bytes(word, a, b)));
+      break;
+    case EV_ERROR:
+      ws._onProtocolError(protocolError(bytes(word, a, b).toString()));
+      break;
+    case EV_ACK:
+      tr._ack(a, b);
+      break;
+    case EV_EOF:
+      ws._onEnd();
+      break;
+    case EV_CLOSED:
+      transports.delete(tr.id);
+      tr.closed = true;
+      ws._onClose();
+      break;
+  }
+}
+
+function destroyedError() {
+  const err = new Error('Cannot call write after a stream was destroyed');
+  err.code = 'ERR_STREAM_DESTROYED';
+  return err;
+}
+
+class NativeTransport {
+  constructor(id, ws) {
+    this.id = id;
+    this.ws = ws;
+    this.closed = false;
+    this.callbacks = [];
+  }
+
+  get bufferedAmount() {
+    return this.closed ? 0 : engine.bufferedAmount(this.id);
+  }
+
+  /**
+   * Queues a data frame. `mask` is false, true (random key) or a 4-byte key.
+   */
+  send(data, binary, fin, compress, mask, cb) {
+    let flags = (fin ? F_FIN : 0) | (compress ? F_COMPRESS : 0);
+    let key;
+    if (mask === true) flags |= F_MASK;
+    else if (mask) {
+      flags |= F_MASK_KEY;
+      key = mask.readUInt32BE(0);
+    }
+    if (cb) flags |= F_ACK;
+    const ok = !this.closed && engine.send(this.id, data, binary ? 2 : 1, flags, key);
+    this._queued(ok, cb);
+  }
+
+  /** Queues a close (8), ping (9) or pong (10) frame. */
+  control(opcode, data, mask, cb) {
+    let flags = cb ? F_ACK : 0;
+    let key;
+    if (mask === true) flags |= F_MASK;
+    else if (mask) {
+      flags |= F_MASK_KEY;
+      key = mask.readUInt32BE(0);
+    }
+    const ok = !this.closed && engine.control(this.id, opcode, data, flags, key);
+    this._queued(ok, cb);
+  }
+
+  _queued(ok, cb) {
+    if (!cb) return;
+    if (ok) this.callbacks.push(cb);
+    else process.nextTick(cb, destroyedError());
+  }
+
+  _ack(ok, failed) {
+    for (let i = 0; i < ok; i++) this.callbacks.shift()(null);
+    if (failed > 0) {
+      const err = destroyedError();
+      for (let i = 0; i < failed; i++) this.callbacks.shift()(err);
+    }
+  }
+
+  end() {
+    if (!this.closed) engine.end(this.id);
+  }
+
+  destroy() {
+    if (!this.closed) engine.destroy(this.id);
+  }
+
+  pause() {
+    if (!this.closed) engine.pause(this.id);
+  }
+
+  resume() {
+    if (!this.closed) engine.resume(this.id);
+  }
+}
+
+/** Whether the engine can take this socket over. */
+function canAdopt(socket) {
+  const handle = socket._handle;
+  return (
+    !socket.encrypted &&
+    !socket.destroyed &&
+    handle != null &&
+    typeof handle.fd === 'number' &&
+    handle.fd >= 0 &&
+    socket.writableLength === 0
+  );
+}
+
+/**
+ * Hands `socket` to the engine. Bytes Node already read (`head`, then the
+ * socket's readable buffer) are parsed first; `initial` is written first.
+ */
+function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
+  if (engine === null) engine = new binding.NativeEngine(onBatch);
+
+  const parts = head && head.length ? [head] : [];
+  let chunk;
+  while ((chunk = socket.read()) !== null) parts.push(chunk);
+  const pending = parts.length ? Buffer.concat(parts) : undefined;
+
+  // Cache the addresses while the handle is still there.
+  void socket.remoteAddress, socket.remotePort, socket.remoteFamily;
+  void socket.localAddress, socket.localPort;
+
+  const id = engine.adopt(socket._handle.fd, isServer, limits, deflate, pending, initial);
+  const tr = new NativeTransport(id, ws);
+  transports.set(id, tr);
+
+  socket.on('error', () => {});
+  socket.destroy();
+  return tr;
+}
+
+function engineStats() {
+  return engine === null ? [0, 0] : engine.stats();
+}
+
+module.exports = { adopt, canAdopt, engineStats };

@@ -1,0 +1,312 @@
+'use strict';
+
+// WebSocketServer: the server side of the opening handshake on Node's own
+// http server, with ws's options, checks, status codes and events.
+
+const EventEmitter = require('events');
+const http = require('http');
+const { createHash } = require('crypto');
+
+const extension = require('./extension');
+const PerMessageDeflate = require('./permessage-deflate');
+const subprotocol = require('./subprotocol');
+const WebSocket = require('./websocket');
+const { CLOSE_TIMEOUT, GUID, kWebSocket } = require('./constants');
+
+const KEY = /^[+/0-9A-Za-z]{22}==$/;
+const RUNNING = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+class WebSocketServer extends EventEmitter {
+  /**
+   * @param {Object} options ws's server options
+   * @param {Function} [callback] A listener for the `listening` event
+   */
+  constructor(options, callback) {
+    super();
+
+    options = {
+      allowSynchronousEvents: true,
+      autoPong: true,
+      maxBufferedChunks: 256 * 1024,
+      maxFragments: 16 * 1024,
+      maxPayload: 100 * 1024 * 1024,
+      maxPendingAutoPongs: 60,
+      skipUTF8Validation: false,
+      perMessageDeflate: false,
+      handleProtocols: null,
+      clientTracking: true,
+      closeTimeout: CLOSE_TIMEOUT,
+      verifyClient: null,
+      noServer: false,
+      backlog: null,
+      server: null,
+      host: null,
+      path: null,
+      port: null,
+      WebSocket,
+      ...options
+    };
+
+    const modes = [options.port != null, !!options.server, !!options.noServer];
+    if (modes.filter(Boolean).length !== 1) {
+      throw new TypeError(
+        'One and only one of the "port", "server", or "noServer" options must be specified'
+      );
+    }
+
+    if (options.port != null) {
+      this._server = http.createServer((req, res) => {
+        const body = http.STATUS_CODES[426];
+        res.writeHead(426, { 'Content-Length': body.length, 'Content-Type': 'text/plain' });
+        res.end(body);
+      });
+      this._server.listen(options.port, options.host, options.backlog, callback);
+    } else if (options.server) {
+      this._server = options.server;
+    }
+
+    if (this._server) {
+      const emitConnection = this.emit.bind(this, 'connection');
+      const listeners = {
+        listening: this.emit.bind(this, 'listening'),
+        error: this.emit.bind(this, 'error'),
+        upgrade: (req, socket, head) => this.handleUpgrade(req, socket, head, emitConnection)
+      };
+      for (const [event, fn] of Object.entries(listeners)) this._server.on(event, fn);
+      this._removeListeners = () => {
+        for (const [event, fn] of Object.entries(listeners)) this._server.removeListener(event, fn);
+      };
+    }
+
+    if (options.perMessageDeflate === true) options.perMessageDeflate = {};
+    if (options.clientTracking) {
+      this.clients = new Set();
+      this._shouldEmitClose = false;
+    }
+
+    this.options = options;
+    this._state = RUNNING;
+  }
+
+  address() {
+    if (this.options.noServer) {
+      throw new Error('The server is operating in "noServer" mode');
+    }
+    if (!this._server) return null;
+    return this._server.address();
+  }
+
+  /**
+   * Stops accepting connections. Open connections are left alone (ws 8).
+   */
+  close(cb) {
+    if (this._state === CLOSED) {
+      if (cb) this.once('close', () => cb(new Error('The server is not running')));
+      process.nextTick(emitClose, this);
+      return;
+    }
+    if (cb) this.once('close', cb);
+    if (this._state === CLOSING) return;
+    this._state = CLOSING;
+
+    const server = this._server;
+    if (server) {
+      this._removeListeners();
+      this._removeListeners = this._server = null;
+    }
+
+    if (this.options.noServer || this.options.server) {
+      if (this.clients && this.clients.size) this._shouldEmitClose = true;
+      else process.nextTick(emitClose, this);
+    } else {
+      server.close(() => emitClose(this));
+    }
+  }
+
+  shouldHandle(req) {
+    if (this.options.path) {
+      const q = req.url.indexOf('?');
+      const pathname = q !== -1 ? req.url.slice(0, q) : req.url;
+      if (pathname !== this.options.path) return false;
+    }
+    return true;
+  }
+
+  handleUpgrade(req, socket, head, cb) {
+    socket.on('error', socketOnError);
+
+    const key = req.headers['sec-websocket-key'];
+    const upgrade = req.headers.upgrade;
+    const version = +req.headers['sec-websocket-version'];
+
+    if (req.method !== 'GET') {
+      return rejectOrReport(this, req, socket, 405, 'Invalid HTTP method');
+    }
+    if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
+      return rejectOrReport(this, req, socket, 400, 'Invalid Upgrade header');
+    }
+    if (key === undefined || !KEY.test(key)) {
+      return rejectOrReport(this, req, socket, 400, 'Missing or invalid Sec-WebSocket-Key header');
+    }
+    if (version !== 13 && version !== 8) {
+      return rejectOrReport(this, req, socket, 400, 'Missing or invalid Sec-WebSocket-Version header', {
+        'Sec-WebSocket-Version': '13, 8'
+      });
+    }
+    if (!this.shouldHandle(req)) {
+      abortHandshake(socket, 400);
+      return;
+    }
+
+    let protocols = new Set();
+    const protocolHeader = req.headers['sec-websocket-protocol'];
+    if (protocolHeader !== undefined) {
+      try {
+        protocols = subprotocol.parse(protocolHeader);
+      } catch {
+        return rejectOrReport(this, req, socket, 400, 'Invalid Sec-WebSocket-Protocol header');
+      }
+    }
+
+    const extensions = {};
+    const extensionHeader = req.headers['sec-websocket-extensions'];
+    if (this.options.perMessageDeflate && extensionHeader !== undefined) {
+      const pmd = new PerMessageDeflate({
+        ...this.options.perMessageDeflate,
+        isServer: true,
+        maxPayload: this.options.maxPayload
+      });
+      try {
+        const offers = extension.parse(extensionHeader);
+        if (offers[PerMessageDeflate.extensionName]) {
+          pmd.accept(offers[PerMessageDeflate.extensionName]);
+          extensions[PerMessageDeflate.extensionName] = pmd;
+        }
+      } catch {
+        return rejectOrReport(this, req, socket, 400, 'Invalid or unacceptable Sec-WebSocket-Extensions header');
+      }
+    }
+
+    const verify = this.options.verifyClient;
+    if (verify) {
+      const info = {
+        origin: req.headers[version === 8 ? 'sec-websocket-origin' : 'origin'],
+        secure: !!(req.socket.authorized || req.socket.encrypted),
+        req
+      };
+      if (verify.length === 2) {
+        verify(info, (verified, code, message, headers) => {
+          if (!verified) return abortHandshake(socket, code || 401, message, headers);
+          this.completeUpgrade(extensions, key, protocols, req, socket, head, cb);
+        });
+        return;
+      }
+      if (!verify(info)) return abortHandshake(socket, 401);
+    }
+
+    this.completeUpgrade(extensions, key, protocols, req, socket, head, cb);
+  }
+
+  completeUpgrade(extensions, key, protocols, req, socket, head, cb) {
+    if (!socket.readable || !socket.writable) return socket.destroy();
+    if (socket[kWebSocket]) {
+      throw new Error(
+        'server.handleUpgrade() was called more than once with the same ' +
+          'socket, possibly due to a misconfiguration'
+      );
+    }
+    if (this._state > RUNNING) return abortHandshake(socket, 503);
+
+    const accept = createHash('sha1').update(key + GUID).digest('base64');
+    const headers = [
+      'HTTP/1.1 101 Switching Protocols',
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      `Sec-WebSocket-Accept: ${accept}`
+    ];
+    const ws = new this.options.WebSocket(null, undefined, this.options);
+
+    if (protocols.size) {
+      const protocol = this.options.handleProtocols
+        ? this.options.handleProtocols(protocols, req)
+        : protocols.values().next().value;
+      if (protocol) {
+        headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
+        ws._protocol = protocol;
+      }
+    }
+
+    const pmd = extensions[PerMessageDeflate.extensionName];
+    if (pmd) {
+      const value = extension.format({ [PerMessageDeflate.extensionName]: [pmd.params] });
+      headers.push(`Sec-WebSocket-Extensions: ${value}`);
+      ws._extensions = extensions;
+    }
+
+    this.emit('headers', headers, req);
+
+    const response = Buffer.from(headers.concat('\r\n').join('\r\n'), 'latin1');
+    socket.removeListener('error', socketOnError);
+    socket[kWebSocket] = ws;
+    ws.setSocket(
+      socket,
+      head,
+      {
+        allowSynchronousEvents: this.options.allowSynchronousEvents,
+        maxBufferedChunks: this.options.maxBufferedChunks,
+        maxFragments: this.options.maxFragments,
+        maxPayload: this.options.maxPayload,
+        skipUTF8Validation: this.options.skipUTF8Validation
+      },
+      response
+    );
+
+    if (this.clients) {
+      this.clients.add(ws);
+      ws.on('close', () => {
+        this.clients.delete(ws);
+        if (this._shouldEmitClose && !this.clients.size) process.nextTick(emitClose, this);
+      });
+    }
+
+    cb(ws, req);
+  }
+}
+
+function emitClose(server) {
+  server._state = CLOSED;
+  server.emit('close');
+}
+
+function socketOnError() {
+  this.destroy();
+}
+
+/** Writes an HTTP error response and closes the socket. */
+function abortHandshake(socket, code, message, headers) {
+  message = message || http.STATUS_CODES[code];
+  headers = {
+    Connection: 'close',
+    'Content-Type': 'text/html',
+    'Content-Length': Buffer.byteLength(message),
+    ...headers
+  };
+  const lines = Object.keys(headers).map((h) => `${h}: ${headers[h]}`);
+  socket.once('finish', socket.destroy);
+  socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\n${lines.join('\r\n')}\r\n\r\n${message}`);
+}
+
+/** With a `wsClientError` listener the listener owns the socket; else abort. */
+function rejectOrReport(server, req, socket, code, message, headers) {
+  if (server.listenerCount('wsClientError')) {
+    const err = new Error(message);
+    Error.captureStackTrace(err, rejectOrReport);
+    server.emit('wsClientError', err, socket, req);
+  } else {
+    abortHandshake(socket, code, message, headers);
+  }
+}
+
+module.exports = WebSocketServer;

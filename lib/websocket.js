@@ -1,0 +1,487 @@
+'use strict';
+
+// The WebSocket class: ws's state machine and API over a transport (the
+// native engine, or a JS stream driving the same Rust core).
+
+const EventEmitter = require('events');
+
+const PerMessageDeflate = require('./permessage-deflate');
+const nativeTransport = require('./native-transport');
+const { toArrayBuffer, toBuffer } = require('./buffer-util');
+const {
+  BINARY_TYPES,
+  CLOSE_TIMEOUT,
+  EMPTY_BUFFER,
+  kForOnEventAttribute,
+  kListener,
+  kStatusCode
+} = require('./constants');
+const { EventTarget } = require('./event-target');
+const { isBlob, isValidStatusCode } = require('./validation');
+
+const READY_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
+const [CONNECTING, OPEN, CLOSING, CLOSED] = [0, 1, 2, 3];
+const OP_CLOSE = 8;
+const OP_PING = 9;
+const OP_PONG = 10;
+
+class WebSocket extends EventEmitter {
+  /**
+   * @param {(String|URL|null)} address The URL to connect to; null on the server side
+   * @param {(String|String[])} [protocols] Subprotocols
+   * @param {Object} [options] Connection options
+   */
+  constructor(address, protocols, options) {
+    super();
+
+    this._binaryType = BINARY_TYPES[0];
+    this._closeCode = 1006;
+    this._closeFrameReceived = false;
+    this._closeFrameSent = false;
+    this._closeMessage = EMPTY_BUFFER;
+    this._closeTimer = null;
+    this._errorEmitted = false;
+    this._receiverErrored = false;
+    this._extensions = {};
+    this._paused = false;
+    this._protocol = '';
+    this._readyState = CONNECTING;
+    this._transport = null;
+    this._socket = null;
+    this._bufferedAmount = 0;
+    this._deferred = null;
+
+    if (address !== null) {
+      this._isServer = false;
+      this._redirects = 0;
+      const { initAsClient, normalizeArgs } = require('./client-handshake');
+      const args = normalizeArgs(protocols, options);
+      options = initAsClient(this, address, args.protocols, args.options);
+    } else {
+      this._isServer = true;
+    }
+
+    if (options.autoPong) {
+      this._autoPong = true;
+      this._pendingAutoPongs = 0;
+      this._maxPendingAutoPongs = options.maxPendingAutoPongs | 0;
+    }
+    this._closeTimeout = options.closeTimeout;
+  }
+
+  get binaryType() {
+    return this._binaryType;
+  }
+
+  set binaryType(type) {
+    if (BINARY_TYPES.includes(type)) this._binaryType = type;
+  }
+
+  get bufferedAmount() {
+    if (!this._transport) return this._bufferedAmount;
+    return this._transport.bufferedAmount + this._bufferedAmount;
+  }
+
+  get extensions() {
+    return Object.keys(this._extensions).join();
+  }
+
+  get isPaused() {
+    return this._paused;
+  }
+
+  get protocol() {
+    return this._protocol;
+  }
+
+  get readyState() {
+    return this._readyState;
+  }
+
+  get url() {
+    return this._url;
+  }
+
+  /**
+   * Starts the open connection on `socket`, after a completed handshake.
+   * @param {Object} options limits from the server or client options
+   * @param {Buffer} [initial] bytes to write first (the server's 101 response)
+   */
+  setSocket(socket, head, options, initial) {
+    const pmd = this._extensions[PerMessageDeflate.extensionName];
+    const maxPayload = options.maxPayload === undefined ? 100 * 1024 * 1024 : options.maxPayload;
+    const config = {
+      isServer: this._isServer,
+      limits: [
+        maxPayload > 0 ? maxPayload : 0,
+        options.maxFragments | 0,
+        options.maxBufferedChunks | 0,
+        options.skipUTF8Validation ? 1 : 0
+      ],
+      deflate: pmd ? pmd.engineConfig() : undefined,
+      head,
+      initial
+    };
+
+    this._socket = socket;
+    this._generateMask = options.generateMask;
+    this._allowSynchronousEvents = options.allowSynchronousEvents !== false;
+
+    if (nativeTransport.canAdopt(socket)) {
+      this._transport = nativeTransport.adopt(socket, this, config);
+    } else {
+      this._transport = require('./stream-transport').attach(socket, this, config);
+    }
+
+    this._readyState = OPEN;
+    this.emit('open');
+  }
+
+  emitClose() {
+    this._readyState = CLOSED;
+    this.emit('close', this._closeCode, this._closeMessage);
+  }
+
+  /**
+   * Starts the closing handshake.
+   * @param {Number} [code] Status code
+   * @param {(String|Buffer)} [data] Reason
+   */
+  close(code, data) {
+    if (this._readyState === CLOSED) return;
+    if (this._readyState === CONNECTING) {
+      const msg = 'WebSocket was closed before the connection was established';
+      require('./client-handshake').abortHandshake(this, this._req, msg);
+      return;
+    }
+    if (this._readyState === CLOSING) {
+      if (this._closeFrameSent && (this._closeFrameReceived || this._receiverErrored)) {
+        this._transport.end();
+      }
+      return;
+    }
+
+    const payload = closePayload(code, data);
+    const key = this._maskFor(!this._isServer);
+    this._write(() =>
+      this._transport.control(OP_CLOSE, payload, key, (err) => {
+        if (err) return;
+        this._closeFrameSent = true;
+        if (this._closeFrameReceived || this._receiverErrored) this._transport.end();
+      })
+    );
+
+    this._readyState = CLOSING;
+    this._closeTimer = setTimeout(() => this._transport.destroy(), this._closeTimeout);
+  }
+
+  pause() {
+    if (this._readyState === CONNECTING || this._readyState === CLOSED) return;
+    this._paused = true;
+    this._transport.pause();
+  }
+
+  resume() {
+    if (this._readyState === CONNECTING || this._readyState === CLOSED) return;
+    this._paused = false;
+    this._transport.resume();
+  }
+
+  ping(data, mask, cb) {
+    this._control(OP_PING, data, mask, cb);
+  }
+
+  pong(data, mask, cb) {
+    this._control(OP_PONG, data, mask, cb);
+  }
+
+  _control(opcode, data, mask, cb) {
+    if (this._readyState === CONNECTING) {
+      throw new Error('WebSocket is not open: readyState 0 (CONNECTING)');
+    }
+    if (typeof data === 'function') {
+      cb = data;
+      data = mask = undefined;
+    } else if (typeof mask === 'function') {
+      cb = mask;
+      mask = undefined;
+    }
+    if (typeof data === 'number') data = data.toString();
+
+    if (this._readyState !== OPEN) {
+      this._sendAfterClose(data, cb);
+      return;
+    }
+
+    if (mask === undefined) mask = !this._isServer;
+    const payload = data === undefined || data === null || data === '' ? EMPTY_BUFFER : data;
+    const size = typeof payload === 'string' ? Buffer.byteLength(payload) : isBlob(payload) ? payload.size : toBuffer(payload).length;
+    if (size > 125) {
+      throw new RangeError('The data size must not be greater than 125 bytes');
+    }
+    if (isBlob(payload)) {
+      this._sendBlob(payload, (buf) => this._transport.control(opcode, buf, this._maskFor(mask), cb), cb);
+      return;
+    }
+    const bytes = typeof payload === 'string' ? payload : toBuffer(payload);
+    const key = this._maskFor(mask);
+    this._write(() => this._transport.control(opcode, bytes, key, cb));
+  }
+
+  /**
+   * Sends a data message.
+   * @param {*} data The message
+   * @param {Object} [options] binary, compress, fin, mask
+   * @param {Function} [cb] Called when the data is written out
+   */
+  send(data, options, cb) {
+    if (this._readyState === CONNECTING) {
+      throw new Error('WebSocket is not open: readyState 0 (CONNECTING)');
+    }
+    if (typeof options === 'function') {
+      cb = options;
+      options = {};
+    }
+    if (typeof data === 'number') data = data.toString();
+
+    if (this._readyState !== OPEN) {
+      this._sendAfterClose(data, cb);
+      return;
+    }
+
+    const opts = {
+      binary: typeof data !== 'string',
+      mask: !this._isServer,
+      compress: true,
+      fin: true,
+      ...options
+    };
+    const compress = !!opts.compress && !!this._extensions[PerMessageDeflate.extensionName];
+    const mask = this._maskFor(opts.mask);
+
+    if (isBlob(data)) {
+      this._sendBlob(data, (buf) => this._transport.send(buf, opts.binary, opts.fin, compress, mask, cb), cb);
+      return;
+    }
+    const payload = data === undefined || data === null ? EMPTY_BUFFER : typeof data === 'string' ? data : toBuffer(data);
+    this._write(() => this._transport.send(payload, opts.binary, opts.fin, compress, mask, cb));
+  }
+
+  // Blobs are read asynchronously; frames sent after one wait for it, so
+  // that everything goes out in the order it was sent.
+  _sendBlob(blob, write, cb) {
+    const job = { ready: false, run: null };
+    this._defer(job);
+    this._bufferedAmount += blob.size;
+    blob.arrayBuffer().then(
+      (ab) => {
+        this._bufferedAmount -= blob.size;
+        if (!this._transport || this._transport.closed) {
+          this._deferred = null;
+          if (cb) cb(new Error('The socket was closed while the blob was being read'));
+          return;
+        }
+        const buf = Buffer.from(ab);
+        job.run = () => write(buf);
+        job.ready = true;
+        this._drainDeferred();
+      },
+      (err) => {
+        this._deferred = null;
+        process.nextTick(() => {
+          if (cb) cb(err);
+          this._onSenderError(err);
+        });
+      }
+    );
+  }
+
+  /** Runs `run` now, or after the blobs being read when there are any. */
+  _write(run) {
+    if (this._deferred) this._defer({ ready: true, run });
+    else run();
+  }
+
+  _defer(job) {
+    (this._deferred || (this._deferred = [])).push(job);
+  }
+
+  _drainDeferred() {
+    const queue = this._deferred;
+    while (queue.length && queue[0].ready) queue.shift().run();
+    if (!queue.length && this._deferred === queue) this._deferred = null;
+  }
+
+  terminate() {
+    if (this._readyState === CLOSED) return;
+    if (this._readyState === CONNECTING) {
+      const msg = 'WebSocket was closed before the connection was established';
+      require('./client-handshake').abortHandshake(this, this._req, msg);
+      return;
+    }
+    if (this._transport) {
+      this._readyState = CLOSING;
+      this._transport.destroy();
+    }
+  }
+
+  _maskFor(mask) {
+    if (!mask) return false;
+    if (!this._generateMask) return true;
+    const key = Buffer.alloc(4);
+    this._generateMask(key);
+    return key;
+  }
+
+  _sendAfterClose(data, cb) {
+    if (data) {
+      this._bufferedAmount += isBlob(data) ? data.size : toBuffer(data).length;
+    }
+    if (cb) {
+      const state = this._readyState;
+      const err = new Error(`WebSocket is not open: readyState ${state} (${READY_STATES[state]})`);
+      process.nextTick(cb, err);
+    }
+  }
+
+  // ---- Events from the transport. ----
+
+  _onMessage(data, isBinary) {
+    if (isBinary) data = this._binaryData(data);
+    if (!this._allowSynchronousEvents) {
+      setImmediate(() => this.emit('message', data, isBinary));
+      return;
+    }
+    this.emit('message', data, isBinary);
+  }
+
+  _binaryData(buf) {
+    switch (this._binaryType) {
+      case 'arraybuffer':
+        return toArrayBuffer(buf);
+      case 'fragments':
+        return [buf];
+      case 'blob':
+        return new Blob([buf]);
+      default:
+        return buf;
+    }
+  }
+
+  _onPing(data) {
+    if (this._autoPong && this._readyState === OPEN) {
+      if (this._maxPendingAutoPongs > 0 && this._pendingAutoPongs >= this._maxPendingAutoPongs) {
+        this.terminate();
+      } else {
+        this._pendingAutoPongs++;
+        this.pong(data, !this._isServer, () => this._pendingAutoPongs--);
+      }
+    }
+    this.emit('ping', data);
+  }
+
+  _onPong(data) {
+    this.emit('pong', data);
+  }
+
+  _onConclude(code, reason) {
+    this._closeFrameReceived = true;
+    this._closeCode = code;
+    this._closeMessage = reason.length ? reason : EMPTY_BUFFER;
+    if (code === 1005) this.close();
+    else this.close(code, reason);
+  }
+
+  _onProtocolError(err) {
+    this._receiverErrored = true;
+    this.close(err[kStatusCode]);
+    if (!this._errorEmitted) {
+      this._errorEmitted = true;
+      this.emit('error', err);
+    }
+  }
+
+  _onSenderError(err) {
+    if (this._readyState === CLOSED) return;
+    if (this._readyState === OPEN) {
+      this._readyState = CLOSING;
+      this._closeTimer = setTimeout(() => this._transport.destroy(), this._closeTimeout);
+    }
+    this._transport.end();
+    if (!this._errorEmitted) {
+      this._errorEmitted = true;
+      this.emit('error', err);
+    }
+  }
+
+  _onEnd() {
+    this._readyState = CLOSING;
+    this._transport.end();
+  }
+
+  _onClose() {
+    this._readyState = CLOSING;
+    clearTimeout(this._closeTimer);
+    this.emitClose();
+  }
+}
+
+/** The payload of a close frame, validated as ws validates it. */
+function closePayload(code, data) {
+  if (code === undefined) return EMPTY_BUFFER;
+  if (typeof code !== 'number' || !isValidStatusCode(code)) {
+    throw new TypeError('First argument must be a valid error code number');
+  }
+  if (data === undefined || !data.length) {
+    const buf = Buffer.allocUnsafe(2);
+    buf.writeUInt16BE(code, 0);
+    return buf;
+  }
+  const length = Buffer.byteLength(data);
+  if (length > 123) {
+    throw new RangeError('The message must not be greater than 123 bytes');
+  }
+  const buf = Buffer.allocUnsafe(2 + length);
+  buf.writeUInt16BE(code, 0);
+  if (typeof data === 'string') buf.write(data, 2);
+  else if (data instanceof Uint8Array) buf.set(data, 2);
+  else throw new TypeError('Second argument must be a string or a Uint8Array');
+  return buf;
+}
+
+for (const [i, name] of READY_STATES.entries()) {
+  Object.defineProperty(WebSocket, name, { enumerable: true, value: i });
+  Object.defineProperty(WebSocket.prototype, name, { enumerable: true, value: i });
+}
+
+for (const property of ['binaryType', 'bufferedAmount', 'extensions', 'isPaused', 'protocol', 'readyState', 'url']) {
+  Object.defineProperty(WebSocket.prototype, property, { enumerable: true });
+}
+
+for (const type of ['open', 'error', 'close', 'message']) {
+  Object.defineProperty(WebSocket.prototype, `on${type}`, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      for (const l of this.listeners(type)) {
+        if (l[kForOnEventAttribute]) return l[kListener];
+      }
+      return null;
+    },
+    set(handler) {
+      for (const l of this.listeners(type)) {
+        if (l[kForOnEventAttribute]) {
+          this.removeListener(type, l);
+          break;
+        }
+      }
+      if (typeof handler !== 'function') return;
+      this.addEventListener(type, handler, { [kForOnEventAttribute]: true });
+    }
+  });
+}
+
+WebSocket.prototype.addEventListener = EventTarget.addEventListener;
+WebSocket.prototype.removeEventListener = EventTarget.removeEventListener;
+
+module.exports = WebSocket;

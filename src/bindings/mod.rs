@@ -1,0 +1,3 @@
+//! The napi classes JS sees. Thin: argument conversion only.
+
+pub mod engine;

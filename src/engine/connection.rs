@@ -1,0 +1,188 @@
+//! One adopted socket: its fd and poll handle, its parser and encoder, and
+//! the bytes waiting to be written. Nothing here calls into JS.
+
+use std::collections::VecDeque;
+use std::ffi::c_int;
+
+use super::batch::Batch;
+use super::uv::{self, Handle};
+use crate::core::receiver::Receiver;
+use crate::core::sender::Encoder;
+
+/// Above this much spare capacity an emptied write queue is released, so an
+/// idle connection holds no buffer.
+const KEEP_OUT: usize = 0;
+
+pub struct Conn {
+    pub id: u32,
+    pub fd: c_int,
+    pub poll: *mut Handle,
+    /// The engine that owns this connection (opaque here).
+    pub owner: *mut std::ffi::c_void,
+    pub receiver: Receiver,
+    pub encoder: Encoder,
+    out: Vec<u8>,
+    out_head: usize,
+    written: u64,
+    acks: VecDeque<u64>,
+    pub poll_events: c_int,
+    pub paused: bool,
+    pub eof: bool,
+    pub ending: bool,
+    pub shut: bool,
+    pub closed: bool,
+    pub dirty: bool,
+}
+
+/// What a read or a write found out about the socket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Io {
+    Open,
+    /// Both directions are finished: close the connection cleanly.
+    Done,
+    /// The socket failed with this errno.
+    Failed(i32),
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+impl Conn {
+    pub fn new(id: u32, fd: c_int, receiver: Receiver, encoder: Encoder) -> Self {
+        Conn {
+            id,
+            fd,
+            poll: std::ptr::null_mut(),
+            owner: std::ptr::null_mut(),
+            receiver,
+            encoder,
+            out: Vec::new(),
+            out_head: 0,
+            written: 0,
+            acks: VecDeque::new(),
+            poll_events: 0,
+            paused: false,
+            eof: false,
+            ending: false,
+            shut: false,
+            closed: false,
+            dirty: false,
+        }
+    }
+
+    /// The write queue, for appending raw bytes (the 101 response).
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    pub fn encode_data(&mut self, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) {
+        self.encoder.data(&mut self.out, payload, opcode, fin, compress, mask);
+    }
+
+    pub fn encode_control(&mut self, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
+        self.encoder.control(&mut self.out, opcode, payload, mask);
+    }
+
+    pub fn pending(&self) -> usize {
+        self.out.len() - self.out_head
+    }
+
+    /// Asks for a send callback once everything queued so far is written.
+    pub fn want_ack(&mut self) {
+        self.acks.push_back(self.written + self.pending() as u64);
+    }
+
+    /// Send callbacks still waiting; they fail when the socket closes.
+    pub fn take_unacked(&mut self) -> u32 {
+        let n = self.acks.len() as u32;
+        self.acks.clear();
+        n
+    }
+
+    pub fn held_bytes(&self) -> usize {
+        self.out.capacity() + self.receiver.held_bytes()
+    }
+
+    /// Reads what the kernel has, feeding the parser; events go to `batch`.
+    pub fn on_readable(&mut self, buf: &mut [u8], batch: &mut Batch) -> Io {
+        for _ in 0..4 {
+            let n = unsafe { libc::read(self.fd, buf.as_mut_ptr() as *mut _, buf.len()) };
+            if n > 0 {
+                let n = n as usize;
+                let id = self.id;
+                if let Err(e) = self.receiver.feed(&mut buf[..n], &mut |ev| batch.event(id, ev)) {
+                    batch.error(id, &e);
+                }
+                if n < buf.len() {
+                    break;
+                }
+            } else if n == 0 {
+                self.eof = true;
+                batch.eof(self.id);
+                return if self.shut { Io::Done } else { Io::Open };
+            } else {
+                match errno() {
+                    libc::EAGAIN => break,
+                    libc::EINTR => continue,
+                    e => return Io::Failed(e),
+                }
+            }
+        }
+        Io::Open
+    }
+
+    /// Writes as much of the queue as the kernel takes, acknowledges sends
+    /// that are fully written and, once the queue is empty after `end()`,
+    /// shuts down the write side.
+    pub fn flush(&mut self, batch: &mut Batch) -> Io {
+        while self.out_head < self.out.len() {
+            let rest = &self.out[self.out_head..];
+            let n = unsafe { libc::send(self.fd, rest.as_ptr() as *const _, rest.len(), libc::MSG_NOSIGNAL) };
+            if n >= 0 {
+                self.out_head += n as usize;
+                self.written += n as u64;
+            } else {
+                match errno() {
+                    libc::EAGAIN => break,
+                    libc::EINTR => continue,
+                    e => return Io::Failed(e),
+                }
+            }
+        }
+        if self.out_head == self.out.len() {
+            self.out_head = 0;
+            if self.out.capacity() > KEEP_OUT {
+                self.out = Vec::new();
+            }
+        }
+        let mut acked = 0;
+        while self.acks.front().is_some_and(|&end| end <= self.written) {
+            self.acks.pop_front();
+            acked += 1;
+        }
+        if acked > 0 {
+            batch.ack(self.id, acked, 0);
+        }
+        if self.ending && !self.shut && self.pending() == 0 {
+            self.shut = true;
+            unsafe { libc::shutdown(self.fd, libc::SHUT_WR) };
+            if self.eof {
+                return Io::Done;
+            }
+        }
+        Io::Open
+    }
+
+    /// The poll events this connection needs now.
+    pub fn wanted_events(&self) -> c_int {
+        let mut ev = 0;
+        if !self.paused && !self.eof && !self.closed {
+            ev |= uv::READABLE;
+        }
+        if self.pending() > 0 && !self.closed {
+            ev |= uv::WRITABLE;
+        }
+        ev
+    }
+}

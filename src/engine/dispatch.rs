@@ -1,0 +1,140 @@
+//! Entering JS: one `napi_make_callback` per loop turn with the whole batch,
+//! inside a handle scope, so that `process.nextTick` and microtasks run as
+//! they do after a `net` socket's events. Also the environment teardown.
+
+use std::ffi::c_void;
+use std::ptr::null_mut;
+
+use napi::sys;
+
+use super::uv;
+use super::Engine;
+
+const OK: sys::napi_status = sys::Status::napi_ok;
+
+pub unsafe fn async_context(env: sys::napi_env) -> sys::napi_async_context {
+    let mut resource = null_mut();
+    let mut name = null_mut();
+    let mut ctx = null_mut();
+    sys::napi_create_object(env, &mut resource);
+    sys::napi_create_string_utf8(env, c"ws-native".as_ptr(), 9, &mut name);
+    sys::napi_async_init(env, resource, name, &mut ctx);
+    ctx
+}
+
+unsafe fn buffer_copy(env: sys::napi_env, bytes: &[u8]) -> sys::napi_value {
+    let mut v = null_mut();
+    sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr() as *const c_void, null_mut(), &mut v);
+    v
+}
+
+/// `(tape: Uint32Array, arena: Buffer, bigs: Buffer[] | undefined)`.
+unsafe fn batch_args(env: sys::napi_env, eng: &Engine) -> [sys::napi_value; 3] {
+    let tape = &eng.batch.tape;
+    let mut data: *mut c_void = null_mut();
+    let mut ab = null_mut();
+    let mut ta = null_mut();
+    sys::napi_create_arraybuffer(env, tape.len() * 4, &mut data, &mut ab);
+    if !data.is_null() {
+        std::ptr::copy_nonoverlapping(tape.as_ptr() as *const u8, data as *mut u8, tape.len() * 4);
+    }
+    sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, tape.len(), ab, 0, &mut ta);
+    let arena = buffer_copy(env, &eng.batch.arena);
+    let mut bigs = null_mut();
+    if eng.batch.bigs.is_empty() {
+        sys::napi_get_undefined(env, &mut bigs);
+    } else {
+        sys::napi_create_array_with_length(env, eng.batch.bigs.len(), &mut bigs);
+        for (i, b) in eng.batch.bigs.iter().enumerate() {
+            sys::napi_set_element(env, bigs, i as u32, buffer_copy(env, b));
+        }
+    }
+    [ta, arena, bigs]
+}
+
+/// Delivers the pending batch (the check handle's callback).
+pub unsafe fn dispatch(eng: *mut Engine) {
+    if (*eng).torn_down || (*eng).dispatching {
+        return;
+    }
+    if (*eng).batch.is_empty() {
+        stop_idle(&mut *eng);
+        return;
+    }
+    let env = (*eng).env;
+    let mut scope = null_mut();
+    if sys::napi_open_handle_scope(env, &mut scope) != OK {
+        return;
+    }
+    let args = batch_args(env, &*eng);
+    let events = (*eng).batch.tape.len() / 4;
+    (*eng).batch.clear();
+    (*eng).dispatching = true;
+    let mut cb = null_mut();
+    let mut recv = null_mut();
+    sys::napi_get_reference_value(env, (*eng).callback, &mut cb);
+    sys::napi_get_global(env, &mut recv);
+    // A listener that throws is reported like one on a `net` socket would be
+    // ('uncaughtException'); then the rest of the batch goes on.
+    let mut argc = args.len();
+    for _ in 0..=events {
+        let mut result = null_mut();
+        let st = sys::napi_make_callback(env, (*eng).async_ctx, recv, cb, argc, args.as_ptr(), &mut result);
+        if st != sys::Status::napi_pending_exception {
+            break;
+        }
+        let mut exc = null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut exc);
+        if sys::napi_fatal_exception(env, exc) != OK {
+            break;
+        }
+        argc = 0;
+    }
+    (*eng).dispatching = false;
+    (*eng).flush_dirty();
+    sys::napi_close_handle_scope(env, scope);
+    if (*eng).batch.is_empty() {
+        stop_idle(&mut *eng);
+    }
+}
+
+fn stop_idle(eng: &mut Engine) {
+    if eng.idle_on {
+        eng.idle_on = false;
+        unsafe { eng.api.idle_stop(eng.idle) };
+    }
+}
+
+unsafe extern "C" fn on_engine_handle_closed(h: *mut uv::Handle) {
+    let Some(api) = uv::api() else { return };
+    let eng = api.data(h) as *mut Engine;
+    uv::free_handle(h);
+    handle_closed(eng);
+}
+
+/// Called by every close callback; the last one after teardown frees the engine.
+pub unsafe fn handle_closed(eng: *mut Engine) {
+    (*eng).closing -= 1;
+    if (*eng).torn_down && (*eng).closing == 0 {
+        let e = Box::from_raw(eng);
+        sys::napi_remove_async_cleanup_hook(e.cleanup);
+        drop(e);
+    }
+}
+
+/// The environment is going away (process exit or worker end): close every
+/// socket and handle; libuv's callbacks finish the job.
+pub unsafe fn teardown(eng: *mut Engine) {
+    let e = &mut *eng;
+    e.torn_down = true;
+    stop_idle(e);
+    let ids: Vec<u32> = e.conns.keys().copied().collect();
+    for id in ids {
+        e.destroy(id);
+    }
+    e.batch.clear();
+    for h in [e.check, e.idle] {
+        e.closing += 1;
+        e.api.close(h, on_engine_handle_closed);
+    }
+}

@@ -1,0 +1,358 @@
+//! The native engine: adopted sockets polled by Node's own libuv loop,
+//! parsed and written on the JS thread, with one JS call per loop turn.
+
+pub mod batch;
+pub mod connection;
+pub mod dispatch;
+pub mod uv;
+
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void};
+
+use napi::sys;
+
+use crate::core::deflate::{Deflater, Inflater};
+use crate::core::mask::MaskPool;
+use crate::core::receiver::{Receiver, ReceiverConfig};
+use crate::core::sender::Encoder;
+use batch::Batch;
+use connection::{Conn, Io};
+use uv::{Api, Handle, Loop};
+
+const READ_BUF: usize = 256 * 1024;
+
+/// permessage-deflate parameters as negotiated, seen from this endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct DeflateConfig {
+    pub inflate_window_bits: u8,
+    pub inflate_no_context_takeover: bool,
+    pub deflate_window_bits: u8,
+    pub deflate_no_context_takeover: bool,
+    pub level: i32,
+    pub threshold: usize,
+}
+
+pub struct ConnConfig {
+    pub receiver: ReceiverConfig,
+    pub deflate: Option<DeflateConfig>,
+}
+
+/// How a frame is masked.
+#[derive(Debug, Clone, Copy)]
+pub enum Masking {
+    None,
+    Random,
+    Key([u8; 4]),
+}
+
+pub struct Engine {
+    api: &'static Api,
+    env: sys::napi_env,
+    lp: *mut Loop,
+    check: *mut Handle,
+    idle: *mut Handle,
+    idle_on: bool,
+    conns: HashMap<u32, *mut Conn>,
+    next_id: u32,
+    read_buf: Vec<u8>,
+    batch: Batch,
+    dirty: Vec<u32>,
+    dispatching: bool,
+    callback: sys::napi_ref,
+    async_ctx: sys::napi_async_context,
+    masks: MaskPool,
+    /// Handles closing whose callbacks have not run yet.
+    closing: usize,
+    cleanup: sys::napi_async_cleanup_hook_handle,
+    torn_down: bool,
+}
+
+impl Engine {
+    /// Creates the engine of one Node environment and registers its libuv
+    /// handles. `callback` receives every batch.
+    pub unsafe fn create(env: sys::napi_env, callback: sys::napi_value) -> Result<*mut Engine, String> {
+        let api = uv::api().ok_or("this Node.js does not export libuv to addons")?;
+        let mut lp: *mut Loop = std::ptr::null_mut();
+        if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok || lp.is_null() {
+            return Err("napi_get_uv_event_loop failed".into());
+        }
+        let mut cb_ref = std::ptr::null_mut();
+        sys::napi_create_reference(env, callback, 1, &mut cb_ref);
+        let async_ctx = dispatch::async_context(env);
+        let eng = Box::into_raw(Box::new(Engine {
+            api,
+            env,
+            lp,
+            check: std::ptr::null_mut(),
+            idle: std::ptr::null_mut(),
+            idle_on: false,
+            conns: HashMap::new(),
+            next_id: 1,
+            read_buf: vec![0; READ_BUF],
+            batch: Batch::default(),
+            dirty: Vec::new(),
+            dispatching: false,
+            callback: cb_ref,
+            async_ctx,
+            masks: MaskPool::default(),
+            closing: 0,
+            cleanup: std::ptr::null_mut(),
+            torn_down: false,
+        }));
+        (*eng).check = api.new_check(lp, eng as *mut c_void, on_check);
+        (*eng).idle = api.new_idle(lp, eng as *mut c_void);
+        sys::napi_add_async_cleanup_hook(env, Some(on_env_cleanup), eng as *mut c_void, &mut (*eng).cleanup);
+        Ok(eng)
+    }
+
+    /// Takes over a connected socket: duplicates `fd` (the caller then closes
+    /// its own handle), feeds `head` to the parser and writes `initial` first.
+    pub unsafe fn adopt(&mut self, fd: c_int, cfg: ConnConfig, head: &[u8], initial: &[u8]) -> Result<u32, String> {
+        if self.torn_down {
+            return Err("the engine is shut down".into());
+        }
+        let dup = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
+        if dup < 0 {
+            return Err(format!("fcntl(F_DUPFD_CLOEXEC) failed: {}", std::io::Error::last_os_error()));
+        }
+        let flags = libc::fcntl(dup, libc::F_GETFL);
+        libc::fcntl(dup, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        let one: c_int = 1;
+        libc::setsockopt(dup, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const c_int as *const c_void, 4);
+
+        let (inflater, encoder) = match cfg.deflate {
+            Some(d) => (
+                Some(Inflater::new(d.inflate_window_bits, d.inflate_no_context_takeover)),
+                Encoder::new(
+                    Some(Deflater::new(d.deflate_window_bits, d.deflate_no_context_takeover, d.level)),
+                    d.deflate_no_context_takeover.then_some(d.threshold),
+                ),
+            ),
+            None => (None, Encoder::new(None, None)),
+        };
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let mut conn = Box::new(Conn::new(id, dup, Receiver::new(cfg.receiver, inflater), encoder));
+        conn.owner = self as *mut Engine as *mut c_void;
+        let conn = Box::into_raw(conn);
+        match self.api.new_poll(self.lp, dup, conn as *mut c_void) {
+            Ok(h) => (*conn).poll = h,
+            Err(rc) => {
+                drop(Box::from_raw(conn));
+                libc::close(dup);
+                return Err(format!("uv_poll_init failed: {rc}"));
+            }
+        }
+        self.conns.insert(id, conn);
+        let c = &mut *conn;
+        if !initial.is_empty() {
+            c.out().extend_from_slice(initial);
+            self.after_io(c, |c, b| c.flush(b));
+        }
+        if !head.is_empty() && !c.closed {
+            let mut h = head.to_vec();
+            if let Err(e) = c.receiver.feed(&mut h, &mut |ev| self.batch.event(id, ev)) {
+                self.batch.error(id, &e);
+            }
+        }
+        self.update_poll(c);
+        self.wake();
+        Ok(id)
+    }
+
+    /// A live connection. The reference points into a boxed `Conn` that is
+    /// freed only by libuv's close callback, in a later loop phase.
+    fn conn(&self, id: u32) -> Option<&'static mut Conn> {
+        self.conns.get(&id).map(|&p| unsafe { &mut *p }).filter(|c| !c.closed)
+    }
+
+    /// Queues a data frame. Returns false when the connection is gone.
+    pub fn send_data(&mut self, id: u32, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Masking, ack: bool) -> bool {
+        let Some(c) = self.conn(id) else { return false };
+        let key = self.mask_key(mask);
+        c.encode_data(payload, opcode, fin, compress, key);
+        self.queued(c, ack);
+        true
+    }
+
+    /// Queues a close, ping or pong frame. Returns false when the connection is gone.
+    pub fn send_control(&mut self, id: u32, opcode: u8, payload: &[u8], mask: Masking, ack: bool) -> bool {
+        let Some(c) = self.conn(id) else { return false };
+        let key = self.mask_key(mask);
+        c.encode_control(opcode, payload, key);
+        self.queued(c, ack);
+        true
+    }
+
+    fn mask_key(&mut self, mask: Masking) -> Option<[u8; 4]> {
+        match mask {
+            Masking::None => None,
+            Masking::Random => Some(self.masks.next_key()),
+            Masking::Key(k) => Some(k),
+        }
+    }
+
+    fn queued(&mut self, c: &mut Conn, ack: bool) {
+        if ack {
+            c.want_ack();
+        }
+        self.schedule_flush(c);
+    }
+
+    /// During a batch, writes wait for its end so that they go out as one;
+    /// otherwise they go out now.
+    fn schedule_flush(&mut self, c: &mut Conn) {
+        if self.dispatching {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(c.id);
+            }
+        } else {
+            self.after_io(c, |c, b| c.flush(b));
+        }
+    }
+
+    /// Half-closes once the queue is written (`socket.end()`).
+    pub fn end(&mut self, id: u32) {
+        if let Some(c) = self.conn(id) {
+            c.ending = true;
+            self.schedule_flush(c);
+        }
+    }
+
+    /// Closes at once (`socket.destroy()`); JS hears `closed` in the next batch.
+    pub fn destroy(&mut self, id: u32) {
+        if let Some(c) = self.conn(id) {
+            self.close_conn(c, 0);
+        }
+    }
+
+    pub fn set_paused(&mut self, id: u32, paused: bool) {
+        if let Some(c) = self.conn(id) {
+            c.paused = paused;
+            self.update_poll(c);
+        }
+    }
+
+    pub fn buffered_amount(&self, id: u32) -> usize {
+        self.conn(id).map_or(0, |c| c.pending())
+    }
+
+    /// Heap bytes held by connections (for tests of idle memory).
+    pub fn held_bytes(&self) -> usize {
+        self.conns.values().map(|&c| unsafe { (*c).held_bytes() }).sum()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Runs one socket operation and acts on what it found.
+    fn after_io(&mut self, c: &mut Conn, op: impl FnOnce(&mut Conn, &mut Batch) -> Io) {
+        match op(c, &mut self.batch) {
+            Io::Open => self.update_poll(c),
+            Io::Done => self.close_conn(c, 0),
+            Io::Failed(e) => self.close_conn(c, e),
+        }
+        self.wake();
+    }
+
+    fn update_poll(&mut self, c: &mut Conn) {
+        let ev = c.wanted_events();
+        if ev == c.poll_events || c.closed {
+            return;
+        }
+        unsafe {
+            if ev == 0 {
+                self.api.poll_stop(c.poll);
+            } else {
+                self.api.poll_start(c.poll, ev, on_poll);
+            }
+        }
+        c.poll_events = ev;
+    }
+
+    /// Closes the socket; libuv's close callback frees the handle, closes
+    /// the fd and drops the connection.
+    fn close_conn(&mut self, c: &mut Conn, errno: i32) {
+        if c.closed {
+            return;
+        }
+        c.closed = true;
+        self.conns.remove(&c.id);
+        let failed = c.take_unacked();
+        if failed > 0 {
+            self.batch.ack(c.id, 0, failed);
+        }
+        self.batch.closed(c.id, errno);
+        self.closing += 1;
+        unsafe { self.api.close(c.poll, on_poll_closed) };
+        self.wake();
+    }
+
+    /// Makes sure the next loop turn does not block while events wait.
+    fn wake(&mut self) {
+        if !self.batch.is_empty() && !self.idle_on && !self.torn_down {
+            self.idle_on = true;
+            unsafe { self.api.idle_start(self.idle, on_idle) };
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for id in &dirty {
+            if let Some(c) = self.conn(*id) {
+                c.dirty = false;
+                self.after_io(c, |c, b| c.flush(b));
+            }
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+}
+
+unsafe fn owner(c: &Conn) -> &'static mut Engine {
+    &mut *(c.owner as *mut Engine)
+}
+
+unsafe extern "C" fn on_poll(h: *mut Handle, status: c_int, events: c_int) {
+    let Some(api) = uv::api() else { return };
+    let c = &mut *(api.data(h) as *mut Conn);
+    let eng = owner(c);
+    if c.closed {
+        return;
+    }
+    if status < 0 {
+        eng.close_conn(c, -status);
+        return;
+    }
+    if events & uv::WRITABLE != 0 {
+        eng.after_io(c, |c, b| c.flush(b));
+    }
+    if events & uv::READABLE != 0 && !c.closed {
+        let mut buf = std::mem::take(&mut eng.read_buf);
+        eng.after_io(c, |c, b| c.on_readable(&mut buf, b));
+        eng.read_buf = buf;
+    }
+}
+
+unsafe extern "C" fn on_poll_closed(h: *mut Handle) {
+    let Some(api) = uv::api() else { return };
+    let c = Box::from_raw(api.data(h) as *mut Conn);
+    libc::close(c.fd);
+    uv::free_handle(h);
+    let eng = c.owner as *mut Engine;
+    drop(c);
+    dispatch::handle_closed(eng);
+}
+
+unsafe extern "C" fn on_idle(_h: *mut Handle) {}
+
+unsafe extern "C" fn on_check(h: *mut Handle) {
+    let Some(api) = uv::api() else { return };
+    dispatch::dispatch(api.data(h) as *mut Engine);
+}
+
+unsafe extern "C" fn on_env_cleanup(_handle: sys::napi_async_cleanup_hook_handle, arg: *mut c_void) {
+    dispatch::teardown(arg as *mut Engine);
+}
