@@ -1,0 +1,180 @@
+'use strict';
+
+// The same conversations over every pairing of ws and ws-native; each side's
+// events, arguments and order must equal what ws with ws gives.
+
+const assert = require('assert');
+const crypto = require('crypto');
+const { describe, it } = require('node:test');
+
+const { assertSameAsWs } = require('./helpers');
+
+/** The server echoes; the client sends `messages` then closes after the echoes. */
+function echo(messages, { closeCode = 1000, closeReason = 'done', sendOptions } = {}) {
+  return {
+    server(ws) {
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    },
+    client(ws) {
+      let left = messages.length;
+      ws.on('open', () => {
+        for (const m of messages) ws.send(m, sendOptions);
+      });
+      ws.on('message', () => {
+        if (--left === 0) ws.close(closeCode, closeReason);
+      });
+    }
+  };
+}
+
+describe('differential: ws-native behaves as ws', () => {
+  it('echoes text messages', async () => {
+    await assertSameAsWs(assert, echo(['hello', 'héllo wörld €', '', 'x'.repeat(200)]));
+  });
+
+  it('echoes binary messages of every length form', async () => {
+    const sizes = [0, 1, 125, 126, 127, 65535, 65536, 100000];
+    await assertSameAsWs(assert, echo(sizes.map((n) => crypto.randomBytes(n))));
+  });
+
+  it('echoes typed arrays, ArrayBuffers and numbers', async () => {
+    await assertSameAsWs(
+      assert,
+      echo([new Uint16Array([1, 2, 3]), new Float64Array([1.5]).buffer, 42, new DataView(new ArrayBuffer(3))])
+    );
+  });
+
+  it('echoes a 16 MiB message', async () => {
+    await assertSameAsWs(assert, echo([crypto.randomBytes(16 * 1024 * 1024)]));
+  });
+
+  it('assembles fragmented sends into one message', async () => {
+    await assertSameAsWs(assert, {
+      server(ws) {
+        ws.on('message', (data, isBinary) => {
+          ws.send(data, { binary: isBinary, fin: false });
+          ws.send(Buffer.from('!'), { fin: true });
+        });
+      },
+      client(ws) {
+        ws.on('open', () => {
+          ws.send('frag', { fin: false });
+          ws.send('ment', { fin: false });
+          ws.send('ed', { fin: true });
+        });
+        ws.on('message', () => ws.close());
+      }
+    });
+  });
+
+  it('compresses with permessage-deflate', async () => {
+    const json = JSON.stringify({ items: Array.from({ length: 200 }, (_, i) => ({ i, name: `item ${i}` })) });
+    await assertSameAsWs(assert, echo([json, 'small', Buffer.alloc(5000, 7), '']), {
+      serverOptions: { perMessageDeflate: true }
+    });
+  });
+
+  it('compresses with no context takeover and a threshold', async () => {
+    const pmd = { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 10, serverMaxWindowBits: 10 };
+    await assertSameAsWs(assert, echo(['a'.repeat(500), 'tiny', 'b'.repeat(3000)]), {
+      serverOptions: { perMessageDeflate: pmd },
+      clientOptions: { perMessageDeflate: pmd }
+    });
+  });
+
+  it('pings and pongs both ways, with automatic pongs', async () => {
+    await assertSameAsWs(assert, {
+      server(ws) {
+        ws.ping('from server');
+        ws.on('pong', () => ws.ping(Buffer.from([1, 2, 3])));
+        ws.on('message', () => ws.close(4000, 'enough'));
+      },
+      client(ws) {
+        let pings = 0;
+        ws.on('ping', () => {
+          if (++pings === 2) {
+            ws.ping('from client');
+          }
+        });
+        ws.on('pong', () => ws.send('done'));
+      }
+    });
+  });
+
+  it('closes from the server with a code and a reason', async () => {
+    await assertSameAsWs(assert, {
+      server(ws) {
+        ws.close(1001, 'going away');
+      }
+    });
+  });
+
+  it('closes with no code', async () => {
+    await assertSameAsWs(assert, {
+      client(ws) {
+        ws.on('open', () => ws.close());
+      }
+    });
+  });
+
+  it('reports 1006 when the peer terminates', async () => {
+    await assertSameAsWs(assert, {
+      server(ws) {
+        ws.on('message', () => ws.terminate());
+      },
+      client(ws) {
+        ws.on('open', () => ws.send('bye'));
+      }
+    });
+  });
+
+  it('negotiates a subprotocol', async () => {
+    await assertSameAsWs(
+      assert,
+      {
+        protocols: ['chat', 'superchat'],
+        server(ws) {
+          ws.close();
+        }
+      },
+      { serverOptions: { handleProtocols: (set) => (set.has('superchat') ? 'superchat' : false) } }
+    );
+  });
+
+  it('delivers arraybuffer and fragments binary types', async () => {
+    for (const binaryType of ['arraybuffer', 'fragments', 'blob']) {
+      await assertSameAsWs(assert, {
+        server(ws) {
+          ws.send(Buffer.from('binary'));
+          ws.send('text');
+        },
+        client(ws) {
+          ws.binaryType = binaryType;
+          let n = 0;
+          ws.on('message', () => {
+            if (++n === 2) ws.close();
+          });
+        }
+      });
+    }
+  });
+
+  it('calls send callbacks after the data is written', async () => {
+    await assertSameAsWs(assert, {
+      server(ws) {
+        const order = [];
+        ws.send('one', (err) => order.push(['one', err]));
+        ws.send('two', (err) => {
+          order.push(['two', err]);
+          ws.send(JSON.stringify(order));
+        });
+      },
+      client(ws) {
+        let n = 0;
+        ws.on('message', () => {
+          if (++n === 3) ws.close();
+        });
+      }
+    });
+  });
+});

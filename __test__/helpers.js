@@ -1,0 +1,243 @@
+'use strict';
+
+// Shared helpers for the tests: both implementations, event recorders and
+// raw peers that speak bytes, so that ws and ws-native can be compared.
+
+const crypto = require('crypto');
+const net = require('net');
+const { once } = require('events');
+
+const IMPLS = {
+  ws: require('ws'),
+  native: require('..')
+};
+
+function statusCodeOf(err) {
+  const sym = Object.getOwnPropertySymbols(err).find((s) => s.description === 'status-code');
+  return sym ? err[sym] : undefined;
+}
+
+/** A short, comparable description of a message payload. */
+function describe(data) {
+  if (Array.isArray(data)) return ['fragments', ...data.map(describe)];
+  if (data instanceof ArrayBuffer) return ['arraybuffer', describe(Buffer.from(data))];
+  if (typeof Blob !== 'undefined' && data instanceof Blob) return ['blob', data.size];
+  if (typeof data === 'string') return ['string', data.length > 64 ? sha1(data) : data];
+  const buf = Buffer.from(data);
+  return buf.length > 64 ? ['bytes', buf.length, sha1(buf)] : ['bytes', buf.toString('hex')];
+}
+
+function sha1(data) {
+  return crypto.createHash('sha1').update(data).digest('hex');
+}
+
+function describeError(err) {
+  return [err.constructor.name, err.message, err.code, statusCodeOf(err)];
+}
+
+/** Records every event of `ws` into `log`. */
+function record(ws, log) {
+  ws.on('open', () => log.push(['open', ws.protocol, ws.extensions]));
+  ws.on('message', (data, isBinary) => log.push(['message', describe(data), isBinary]));
+  ws.on('ping', (data) => log.push(['ping', data.toString('hex')]));
+  ws.on('pong', (data) => log.push(['pong', data.toString('hex')]));
+  ws.on('error', (err) => log.push(['error', ...describeError(err)]));
+  ws.on('close', (code, reason) => log.push(['close', code, reason.toString(), ws.readyState]));
+  return log;
+}
+
+/** Starts a server of `impl` on an ephemeral port. */
+async function startServer(impl, options = {}) {
+  const wss = new IMPLS[impl].WebSocketServer({ port: 0, host: '127.0.0.1', ...options });
+  await once(wss, 'listening');
+  return wss;
+}
+
+function closeServer(wss) {
+  return new Promise((resolve) => wss.close(() => resolve()));
+}
+
+/**
+ * Runs one conversation: a server of `serverImpl` and a client of
+ * `clientImpl`; `script` wires behaviour on both. Resolves with each side's
+ * event log once both sides emitted 'close'.
+ */
+async function converse(serverImpl, clientImpl, script, { serverOptions, clientOptions } = {}) {
+  const wss = await startServer(serverImpl, serverOptions);
+  const logs = { server: [], client: [] };
+  let serverClosed;
+  const serverDone = new Promise((resolve) => (serverClosed = resolve));
+
+  wss.on('connection', (ws) => {
+    record(ws, logs.server);
+    ws.on('close', serverClosed);
+    if (script.server) script.server(ws);
+  });
+
+  const url = `ws://127.0.0.1:${wss.address().port}${script.path || '/'}`;
+  const client = new IMPLS[clientImpl](url, script.protocols, clientOptions);
+  record(client, logs.client);
+  if (script.client) script.client(client);
+
+  await Promise.all([once(client, 'close'), serverDone]);
+  await closeServer(wss);
+  return logs;
+}
+
+/** The four pairings; the first one (ws with ws) is the reference. */
+const PAIRS = [
+  ['ws', 'ws'],
+  ['native', 'ws'],
+  ['ws', 'native'],
+  ['native', 'native']
+];
+
+/** Runs `script` over every pairing and checks each side against ws. */
+async function assertSameAsWs(assert, script, options) {
+  const results = [];
+  for (const [s, c] of PAIRS) results.push(await converse(s, c, script, options));
+  const [ref] = results;
+  PAIRS.forEach(([s, c], i) => {
+    if (i === 0) return;
+    assert.deepStrictEqual(results[i].server, ref.server, `server side, ${s} server with ${c} client`);
+    assert.deepStrictEqual(results[i].client, ref.client, `client side, ${s} server with ${c} client`);
+  });
+  return ref;
+}
+
+/** Builds a frame: `mask` is a 4-byte Buffer or null. */
+function frame(opcode, payload, { fin = true, rsv = 0, mask = null, length } = {}) {
+  payload = Buffer.from(payload || []);
+  const len = length === undefined ? payload.length : length;
+  const head = [((fin ? 0x80 : 0) | (rsv << 4) | opcode) & 0xff];
+  const mbit = mask ? 0x80 : 0;
+  if (len < 126) head.push(mbit | len);
+  else if (len < 65536) head.push(mbit | 126, len >> 8, len & 0xff);
+  else {
+    head.push(mbit | 127);
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(BigInt(len));
+    head.push(...b);
+  }
+  if (!mask) return Buffer.concat([Buffer.from(head), payload]);
+  const body = Buffer.from(payload.map((v, i) => v ^ mask[i % 4]));
+  return Buffer.concat([Buffer.from(head), mask, body]);
+}
+
+const MASK = Buffer.from([0x11, 0x22, 0x33, 0x44]);
+
+/** Splits a byte stream into frames (unmasking), for comparing wire bytes. */
+function parseFrames(buf) {
+  const frames = [];
+  let i = 0;
+  while (i + 2 <= buf.length) {
+    const b0 = buf[i];
+    const b1 = buf[i + 1];
+    let len = b1 & 0x7f;
+    let p = i + 2;
+    if (len === 126) {
+      len = buf.readUInt16BE(p);
+      p += 2;
+    } else if (len === 127) {
+      len = Number(buf.readBigUInt64BE(p));
+      p += 8;
+    }
+    let mask = null;
+    if (b1 & 0x80) {
+      mask = buf.subarray(p, p + 4);
+      p += 4;
+    }
+    if (p + len > buf.length) break;
+    let payload = Buffer.from(buf.subarray(p, p + len));
+    if (mask) payload = Buffer.from(payload.map((v, k) => v ^ mask[k % 4]));
+    frames.push({ fin: !!(b0 & 0x80), rsv: (b0 >> 4) & 7, opcode: b0 & 0xf, masked: !!mask, payload: payload.toString('hex') });
+    i = p + len;
+  }
+  return frames;
+}
+
+/**
+ * A raw client: does the opening handshake by hand, then sends `bytes`.
+ * Ends its side when the server ends. Resolves with what the server sent
+ * after the 101, as frames.
+ */
+async function rawClient(port, bytes, { extensions, onOpen } = {}) {
+  const sock = net.connect(port, '127.0.0.1');
+  await once(sock, 'connect');
+  const key = crypto.randomBytes(16).toString('base64');
+  sock.write(
+    'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+      (extensions ? `Sec-WebSocket-Extensions: ${extensions}\r\n` : '') +
+      '\r\n'
+  );
+  let data = Buffer.alloc(0);
+  let headerEnd = -1;
+  sock.on('data', (d) => {
+    data = Buffer.concat([data, d]);
+    if (headerEnd === -1) {
+      headerEnd = data.indexOf('\r\n\r\n');
+      if (headerEnd !== -1) {
+        if (onOpen) onOpen(sock);
+        if (bytes) sock.write(bytes);
+      }
+    }
+  });
+  sock.on('end', () => sock.end());
+  await once(sock, 'close');
+  return parseFrames(data.subarray(headerEnd + 4));
+}
+
+/**
+ * A raw server: answers the opening handshake by hand, then sends `bytes`.
+ * Resolves with its port; `result` resolves with the frames the client sent.
+ */
+async function rawServer(bytes, { extensions } = {}) {
+  let resolveResult;
+  const result = new Promise((r) => (resolveResult = r));
+  const server = net.createServer((sock) => {
+    let data = Buffer.alloc(0);
+    let headerEnd = -1;
+    sock.on('data', (d) => {
+      data = Buffer.concat([data, d]);
+      if (headerEnd !== -1) return;
+      headerEnd = data.indexOf('\r\n\r\n');
+      if (headerEnd === -1) return;
+      const key = /sec-websocket-key: *(\S+)/i.exec(data.subarray(0, headerEnd).toString())[1];
+      const accept = crypto.createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+      sock.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Accept: ${accept}\r\n` +
+          (extensions ? `Sec-WebSocket-Extensions: ${extensions}\r\n` : '') +
+          '\r\n'
+      );
+      if (bytes) sock.write(bytes);
+    });
+    sock.on('end', () => sock.end());
+    sock.on('close', () => {
+      server.close();
+      resolveResult(parseFrames(data.subarray(headerEnd + 4)));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: server.address().port, result };
+}
+
+module.exports = {
+  IMPLS,
+  MASK,
+  PAIRS,
+  assertSameAsWs,
+  closeServer,
+  converse,
+  describe,
+  describeError,
+  frame,
+  parseFrames,
+  rawClient,
+  rawServer,
+  record,
+  startServer,
+  statusCodeOf
+};
