@@ -7,7 +7,7 @@ const assert = require('assert');
 const crypto = require('crypto');
 const { describe, it } = require('node:test');
 
-const { assertSameAsWs } = require('./helpers');
+const { assertSameAsWs: sameAsWs } = require('./helpers');
 
 /** The server echoes; the client sends `messages` then closes after the echoes. */
 function echo(messages, { closeCode = 1000, closeReason = 'done', sendOptions } = {}) {
@@ -27,7 +27,9 @@ function echo(messages, { closeCode = 1000, closeReason = 'done', sendOptions } 
   };
 }
 
-describe('differential: ws-native behaves as ws', () => {
+for (const tls of [false, true]) describe(`differential over ${tls ? 'TLS (stream transport)' : 'TCP (native engine)'}`, () => {
+  const assertSameAsWs = (assert, script, options = {}) => sameAsWs(assert, script, { ...options, tls });
+
   it('echoes text messages', async () => {
     await assertSameAsWs(assert, echo(['hello', 'héllo wörld €', '', 'x'.repeat(200)]));
   });

@@ -4,7 +4,10 @@
 // raw peers that speak bytes, so that ws and ws-native can be compared.
 
 const crypto = require('crypto');
+const fs = require('fs');
+const https = require('https');
 const net = require('net');
+const path = require('path');
 const { once } = require('events');
 
 const IMPLS = {
@@ -46,15 +49,41 @@ function record(ws, log) {
   return log;
 }
 
-/** Starts a server of `impl` on an ephemeral port. */
-async function startServer(impl, options = {}) {
+const TLS = {
+  key: fs.readFileSync(path.join(__dirname, 'fixtures', 'key.pem')),
+  cert: fs.readFileSync(path.join(__dirname, 'fixtures', 'cert.pem'))
+};
+
+/**
+ * Starts a server of `impl` on an ephemeral port; with `tls`, on an https
+ * server (the stream transport).
+ */
+async function startServer(impl, options = {}, { tls = false } = {}) {
+  if (tls) {
+    const server = https.createServer(TLS);
+    const wss = new IMPLS[impl].WebSocketServer({ server, ...options });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    wss._testServer = server;
+    return wss;
+  }
   const wss = new IMPLS[impl].WebSocketServer({ port: 0, host: '127.0.0.1', ...options });
   await once(wss, 'listening');
   return wss;
 }
 
+function serverUrl(wss, path = '/') {
+  const server = wss._testServer;
+  return server ? `wss://127.0.0.1:${server.address().port}${path}` : `ws://127.0.0.1:${wss.address().port}${path}`;
+}
+
 function closeServer(wss) {
-  return new Promise((resolve) => wss.close(() => resolve()));
+  return new Promise((resolve) =>
+    wss.close(() => {
+      if (!wss._testServer) return resolve();
+      wss._testServer.close(() => resolve());
+    })
+  );
 }
 
 /**
@@ -62,8 +91,9 @@ function closeServer(wss) {
  * `clientImpl`; `script` wires behaviour on both. Resolves with each side's
  * event log once both sides emitted 'close'.
  */
-async function converse(serverImpl, clientImpl, script, { serverOptions, clientOptions } = {}) {
-  const wss = await startServer(serverImpl, serverOptions);
+async function converse(serverImpl, clientImpl, script, { serverOptions, clientOptions, tls = false } = {}) {
+  const wss = await startServer(serverImpl, serverOptions, { tls });
+  if (tls) clientOptions = { rejectUnauthorized: false, ...clientOptions };
   const logs = { server: [], client: [] };
   let serverClosed;
   const serverDone = new Promise((resolve) => (serverClosed = resolve));
@@ -74,7 +104,7 @@ async function converse(serverImpl, clientImpl, script, { serverOptions, clientO
     if (script.server) script.server(ws);
   });
 
-  const url = `ws://127.0.0.1:${wss.address().port}${script.path || '/'}`;
+  const url = serverUrl(wss, script.path);
   const client = new IMPLS[clientImpl](url, script.protocols, clientOptions);
   record(client, logs.client);
   if (script.client) script.client(client);
@@ -238,6 +268,7 @@ module.exports = {
   rawClient,
   rawServer,
   record,
+  serverUrl,
   startServer,
   statusCodeOf
 };

@@ -5,26 +5,7 @@
 // file turns the batch into calls on each WebSocket.
 
 const binding = require('./binding');
-const { FastBuffer } = require('./buffer-util');
-const { kStatusCode } = require('./constants');
-
-// Record kinds and send flags, as in src/engine/batch.rs and src/bindings/engine.rs.
-const EV_TEXT = 1;
-const EV_BINARY = 2;
-const EV_PING = 3;
-const EV_PONG = 4;
-const EV_CLOSE_FRAME = 5;
-const EV_ERROR = 6;
-const EV_ACK = 7;
-const EV_EOF = 8;
-const EV_CLOSED = 9;
-const EV_BIG = 0x80;
-
-const F_FIN = 1;
-const F_COMPRESS = 2;
-const F_MASK = 4;
-const F_ACK = 8;
-const F_MASK_KEY = 16;
+const { EV, deliverFrame, frameFlags } = require('./event-batch');
 
 const transports = new Map();
 let engine = null;
@@ -36,19 +17,6 @@ let tape = null;
 let arena = null;
 let bigs = null;
 let pos = 0;
-
-function bytes(word, a, b) {
-  return word & EV_BIG ? bigs[a] : new FastBuffer(arena.buffer, arena.byteOffset + a, b);
-}
-
-function protocolError(text) {
-  const [message, code, closeCode, cls] = text.split('\n');
-  const err = cls === 'RangeError' ? new RangeError(message) : new Error(message);
-  err.code = code;
-  if (code.startsWith('Z_')) err.errno = -3;
-  err[kStatusCode] = +closeCode;
-  return err;
-}
 
 function onBatch(t, ar, bg) {
   if (t !== undefined) {
@@ -63,44 +31,22 @@ function onBatch(t, ar, bg) {
     const a = tape[pos + 2];
     const b = tape[pos + 3];
     pos += 4;
-    if (tr !== undefined) deliver(tr, word, a, b);
+    if (tr === undefined || deliverFrame(tr.ws, word, a, b, arena, bigs)) continue;
+    switch (word & 0x7f) {
+      case EV.ACK:
+        tr._ack(a, b);
+        break;
+      case EV.EOF:
+        tr.ws._onEnd();
+        break;
+      case EV.CLOSED:
+        transports.delete(tr.id);
+        tr.closed = true;
+        tr.ws._onClose();
+        break;
+    }
   }
   tape = arena = bigs = null;
-}
-
-function deliver(tr, word, a, b) {
-  const ws = tr.ws;
-  switch (word & 0x7f) {
-    case EV_TEXT:
-      ws._onMessage(bytes(word, a, b), false);
-      break;
-    case EV_BINARY:
-      ws._onMessage(bytes(word, a, b), true);
-      break;
-    case EV_PING:
-      ws._onPing(Buffer.from(bytes(word, a, b)));
-      break;
-    case EV_PONG:
-      ws._onPong(Buffer.from(bytes(word, a, b)));
-      break;
-    case EV_CLOSE_FRAME:
-      ws._onConclude(word >>> 8, Buffer.from(bytes(word, a, b)));
-      break;
-    case EV_ERROR:
-      ws._onProtocolError(protocolError(bytes(word, a, b).toString()));
-      break;
-    case EV_ACK:
-      tr._ack(a, b);
-      break;
-    case EV_EOF:
-      ws._onEnd();
-      break;
-    case EV_CLOSED:
-      transports.delete(tr.id);
-      tr.closed = true;
-      ws._onClose();
-      break;
-  }
 }
 
 function destroyedError() {
@@ -125,27 +71,14 @@ class NativeTransport {
    * Queues a data frame. `mask` is false, true (random key) or a 4-byte key.
    */
   send(data, binary, fin, compress, mask, cb) {
-    let flags = (fin ? F_FIN : 0) | (compress ? F_COMPRESS : 0);
-    let key;
-    if (mask === true) flags |= F_MASK;
-    else if (mask) {
-      flags |= F_MASK_KEY;
-      key = mask.readUInt32BE(0);
-    }
-    if (cb) flags |= F_ACK;
+    const [flags, key] = frameFlags(fin, compress, mask, cb);
     const ok = !this.closed && engine.send(this.id, data, binary ? 2 : 1, flags, key);
     this._queued(ok, cb);
   }
 
   /** Queues a close (8), ping (9) or pong (10) frame. */
   control(opcode, data, mask, cb) {
-    let flags = cb ? F_ACK : 0;
-    let key;
-    if (mask === true) flags |= F_MASK;
-    else if (mask) {
-      flags |= F_MASK_KEY;
-      key = mask.readUInt32BE(0);
-    }
+    const [flags, key] = frameFlags(false, false, mask, cb);
     const ok = !this.closed && engine.control(this.id, opcode, data, flags, key);
     this._queued(ok, cb);
   }

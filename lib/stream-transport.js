@@ -1,10 +1,96 @@
 'use strict';
 
-// The stream transport (TLS sockets and other Duplex streams) is not
-// implemented yet; see the issue on API parity.
+// The stream transport: TLS sockets and any other Duplex (as
+// @fastify/websocket's injectWS uses). The same Rust core parses and frames;
+// JS moves the bytes through the Node stream, as ws does.
 
-function attach() {
-  throw new Error('ws-native: TLS and non-TCP streams are not supported yet');
+const binding = require('./binding');
+const { deliverFrame, frameFlags } = require('./event-batch');
+const { kWebSocket } = require('./constants');
+
+class StreamTransport {
+  constructor(socket, ws, config) {
+    this.socket = socket;
+    this.ws = ws;
+    this.closed = false;
+    this.core = new binding.StreamCore(config.isServer, config.limits, config.deflate);
+  }
+
+  get bufferedAmount() {
+    const state = this.socket._writableState;
+    return state ? state.length : this.socket.writableLength || 0;
+  }
+
+  send(data, binary, fin, compress, mask, cb) {
+    const [flags, key] = frameFlags(fin, compress, mask, false);
+    this.socket.write(this.core.encode(data, binary ? 2 : 1, flags, key), cb);
+  }
+
+  control(opcode, data, mask, cb) {
+    const [flags, key] = frameFlags(false, false, mask, false);
+    this.socket.write(this.core.encodeControl(opcode, data, flags, key), cb);
+  }
+
+  end() {
+    this.socket.end();
+  }
+
+  destroy() {
+    this.socket.destroy();
+  }
+
+  pause() {
+    this.socket.pause();
+  }
+
+  resume() {
+    this.socket.resume();
+  }
+}
+
+function onData(chunk) {
+  const tr = this[kWebSocket]._transport;
+  const batch = tr.core.feed(chunk);
+  if (batch === undefined) return;
+  const [tape, arena, bigs] = batch;
+  for (let i = 0; i < tape.length; i += 4) {
+    deliverFrame(tr.ws, tape[i], tape[i + 2], tape[i + 3], arena, bigs);
+  }
+}
+
+function onEnd() {
+  this[kWebSocket]._onEnd();
+}
+
+function onClose() {
+  const ws = this[kWebSocket];
+  this.removeListener('data', onData);
+  this.removeListener('end', onEnd);
+  ws._transport.closed = true;
+  ws._onClose();
+}
+
+function onError() {
+  const ws = this[kWebSocket];
+  this.removeListener('error', onError);
+  this.on('error', () => {});
+  ws._readyState = 2;
+  this.destroy();
+}
+
+/** Drives `ws` over `socket`; `config.initial` is written first. */
+function attach(socket, ws, config) {
+  const tr = new StreamTransport(socket, ws, config);
+  socket[kWebSocket] = ws;
+  if (socket.setTimeout) socket.setTimeout(0);
+  if (socket.setNoDelay) socket.setNoDelay();
+  if (config.initial) socket.write(config.initial);
+  if (config.head && config.head.length > 0) socket.unshift(config.head);
+  socket.on('close', onClose);
+  socket.on('data', onData);
+  socket.on('end', onEnd);
+  socket.on('error', onError);
+  return tr;
 }
 
 module.exports = { attach };

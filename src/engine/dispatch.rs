@@ -7,6 +7,7 @@ use std::ptr::null_mut;
 
 use napi::sys;
 
+use super::batch::Batch;
 use super::uv;
 use super::Engine;
 
@@ -29,8 +30,8 @@ unsafe fn buffer_copy(env: sys::napi_env, bytes: &[u8]) -> sys::napi_value {
 }
 
 /// `(tape: Uint32Array, arena: Buffer, bigs: Buffer[] | undefined)`.
-unsafe fn batch_args(env: sys::napi_env, eng: &Engine) -> [sys::napi_value; 3] {
-    let tape = &eng.batch.tape;
+pub unsafe fn batch_args(env: sys::napi_env, batch: &Batch) -> [sys::napi_value; 3] {
+    let tape = &batch.tape;
     let mut data: *mut c_void = null_mut();
     let mut ab = null_mut();
     let mut ta = null_mut();
@@ -39,13 +40,13 @@ unsafe fn batch_args(env: sys::napi_env, eng: &Engine) -> [sys::napi_value; 3] {
         std::ptr::copy_nonoverlapping(tape.as_ptr() as *const u8, data as *mut u8, tape.len() * 4);
     }
     sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, tape.len(), ab, 0, &mut ta);
-    let arena = buffer_copy(env, &eng.batch.arena);
+    let arena = buffer_copy(env, &batch.arena);
     let mut bigs = null_mut();
-    if eng.batch.bigs.is_empty() {
+    if batch.bigs.is_empty() {
         sys::napi_get_undefined(env, &mut bigs);
     } else {
-        sys::napi_create_array_with_length(env, eng.batch.bigs.len(), &mut bigs);
-        for (i, b) in eng.batch.bigs.iter().enumerate() {
+        sys::napi_create_array_with_length(env, batch.bigs.len(), &mut bigs);
+        for (i, b) in batch.bigs.iter().enumerate() {
             sys::napi_set_element(env, bigs, i as u32, buffer_copy(env, b));
         }
     }
@@ -66,7 +67,7 @@ pub unsafe fn dispatch(eng: *mut Engine) {
     if sys::napi_open_handle_scope(env, &mut scope) != OK {
         return;
     }
-    let args = batch_args(env, &*eng);
+    let args = batch_args(env, &(*eng).batch);
     let events = (*eng).batch.tape.len() / 4;
     (*eng).batch.clear();
     (*eng).dispatching = true;

@@ -37,12 +37,38 @@ pub struct ConnConfig {
     pub deflate: Option<DeflateConfig>,
 }
 
+impl ConnConfig {
+    /// The parser and encoder of a connection with this configuration.
+    pub fn codec(&self) -> (Receiver, Encoder) {
+        match self.deflate {
+            Some(d) => (
+                Receiver::new(self.receiver, Some(Inflater::new(d.inflate_window_bits, d.inflate_no_context_takeover))),
+                Encoder::new(
+                    Some(Deflater::new(d.deflate_window_bits, d.deflate_no_context_takeover, d.level)),
+                    d.deflate_no_context_takeover.then_some(d.threshold),
+                ),
+            ),
+            None => (Receiver::new(self.receiver, None), Encoder::new(None, None)),
+        }
+    }
+}
+
 /// How a frame is masked.
 #[derive(Debug, Clone, Copy)]
 pub enum Masking {
     None,
     Random,
     Key([u8; 4]),
+}
+
+impl Masking {
+    pub fn key(self, pool: &mut MaskPool) -> Option<[u8; 4]> {
+        match self {
+            Masking::None => None,
+            Masking::Random => Some(pool.next_key()),
+            Masking::Key(k) => Some(k),
+        }
+    }
 }
 
 pub struct Engine {
@@ -120,19 +146,10 @@ impl Engine {
         let one: c_int = 1;
         libc::setsockopt(dup, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const c_int as *const c_void, 4);
 
-        let (inflater, encoder) = match cfg.deflate {
-            Some(d) => (
-                Some(Inflater::new(d.inflate_window_bits, d.inflate_no_context_takeover)),
-                Encoder::new(
-                    Some(Deflater::new(d.deflate_window_bits, d.deflate_no_context_takeover, d.level)),
-                    d.deflate_no_context_takeover.then_some(d.threshold),
-                ),
-            ),
-            None => (None, Encoder::new(None, None)),
-        };
+        let (receiver, encoder) = cfg.codec();
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let mut conn = Box::new(Conn::new(id, dup, Receiver::new(cfg.receiver, inflater), encoder));
+        let mut conn = Box::new(Conn::new(id, dup, receiver, encoder));
         conn.owner = self as *mut Engine as *mut c_void;
         let conn = Box::into_raw(conn);
         match self.api.new_poll(self.lp, dup, conn as *mut c_void) {
@@ -185,11 +202,7 @@ impl Engine {
     }
 
     fn mask_key(&mut self, mask: Masking) -> Option<[u8; 4]> {
-        match mask {
-            Masking::None => None,
-            Masking::Random => Some(self.masks.next_key()),
-            Masking::Key(k) => Some(k),
-        }
+        mask.key(&mut self.masks)
     }
 
     fn queued(&mut self, c: &mut Conn, ack: bool) {

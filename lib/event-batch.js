@@ -1,0 +1,79 @@
+'use strict';
+
+// Decoding of the Rust side's event batches (src/engine/batch.rs): a tape of
+// four-word records plus an arena of payload bytes, used by both transports.
+
+const { FastBuffer } = require('./buffer-util');
+const { kStatusCode } = require('./constants');
+
+const EV = {
+  TEXT: 1,
+  BINARY: 2,
+  PING: 3,
+  PONG: 4,
+  CLOSE_FRAME: 5,
+  ERROR: 6,
+  ACK: 7,
+  EOF: 8,
+  CLOSED: 9,
+  BIG: 0x80
+};
+
+function payload(word, a, b, arena, bigs) {
+  return word & EV.BIG ? bigs[a] : new FastBuffer(arena.buffer, arena.byteOffset + a, b);
+}
+
+function protocolError(text) {
+  const [message, code, closeCode, cls] = text.split('\n');
+  const err = cls === 'RangeError' ? new RangeError(message) : new Error(message);
+  err.code = code;
+  if (code.startsWith('Z_')) err.errno = -3;
+  err[kStatusCode] = +closeCode;
+  return err;
+}
+
+/**
+ * Delivers one frame-level record to `ws`. Returns false for the records
+ * that are the transport's business (ACK, EOF, CLOSED).
+ */
+function deliverFrame(ws, word, a, b, arena, bigs) {
+  switch (word & 0x7f) {
+    case EV.TEXT:
+      ws._onMessage(payload(word, a, b, arena, bigs), false);
+      return true;
+    case EV.BINARY:
+      ws._onMessage(payload(word, a, b, arena, bigs), true);
+      return true;
+    case EV.PING:
+      ws._onPing(Buffer.from(payload(word, a, b, arena, bigs)));
+      return true;
+    case EV.PONG:
+      ws._onPong(Buffer.from(payload(word, a, b, arena, bigs)));
+      return true;
+    case EV.CLOSE_FRAME:
+      ws._onConclude(word >>> 8, Buffer.from(payload(word, a, b, arena, bigs)));
+      return true;
+    case EV.ERROR:
+      ws._onProtocolError(protocolError(payload(word, a, b, arena, bigs).toString()));
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** Send flags, as in src/bindings/args.rs. */
+const F = { FIN: 1, COMPRESS: 2, MASK: 4, ACK: 8, MASK_KEY: 16 };
+
+/** Flags and key for a frame; `mask` is false, true (random) or a 4-byte key. */
+function frameFlags(fin, compress, mask, cb) {
+  let flags = (fin ? F.FIN : 0) | (compress ? F.COMPRESS : 0) | (cb ? F.ACK : 0);
+  let key;
+  if (mask === true) flags |= F.MASK;
+  else if (mask) {
+    flags |= F.MASK_KEY;
+    key = mask.readUInt32BE(0);
+  }
+  return [flags, key];
+}
+
+module.exports = { EV, deliverFrame, frameFlags };

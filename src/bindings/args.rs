@@ -1,0 +1,79 @@
+//! Argument conversions shared by the napi classes.
+
+use std::ptr::null_mut;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+
+use crate::core::receiver::ReceiverConfig;
+use crate::engine::{ConnConfig, DeflateConfig, Masking};
+
+/// Send flags, as in `lib/native-transport.js`.
+pub const F_FIN: u32 = 1;
+pub const F_COMPRESS: u32 = 2;
+pub const F_MASK: u32 = 4;
+pub const F_ACK: u32 = 8;
+pub const F_MASK_KEY: u32 = 16;
+
+pub fn js_err(msg: impl Into<String>) -> Error {
+    Error::from_reason(msg.into())
+}
+
+/// Copies a JS string's UTF-8 bytes into `scratch`, or borrows a view's bytes.
+pub unsafe fn payload<'a>(env: sys::napi_env, v: sys::napi_value, scratch: &'a mut Vec<u8>) -> Result<&'a [u8]> {
+    let mut t = 0;
+    sys::napi_typeof(env, v, &mut t);
+    if t == sys::ValueType::napi_string {
+        let mut len = 0usize;
+        sys::napi_get_value_string_utf8(env, v, null_mut(), 0, &mut len);
+        scratch.clear();
+        scratch.reserve(len + 1);
+        let mut got = 0usize;
+        sys::napi_get_value_string_utf8(env, v, scratch.as_mut_ptr() as *mut _, len + 1, &mut got);
+        scratch.set_len(got);
+        return Ok(&scratch[..]);
+    }
+    if t == sys::ValueType::napi_undefined || t == sys::ValueType::napi_null {
+        return Ok(&[]);
+    }
+    let mut data = null_mut();
+    let mut len = 0usize;
+    if sys::napi_get_buffer_info(env, v, &mut data, &mut len) != sys::Status::napi_ok {
+        return Err(js_err("data must be a string or an ArrayBufferView"));
+    }
+    Ok(if len == 0 { &[] } else { std::slice::from_raw_parts(data as *const u8, len) })
+}
+
+pub fn masking(flags: u32, key: u32) -> Masking {
+    if flags & F_MASK_KEY != 0 {
+        Masking::Key(key.to_be_bytes())
+    } else if flags & F_MASK != 0 {
+        Masking::Random
+    } else {
+        Masking::None
+    }
+}
+
+/// `limits` is `[maxPayload, maxFragments, maxBufferedChunks, skipUTF8Validation]`;
+/// `deflate`, when negotiated, `[inflateBits, inflateNoContext, deflateBits,
+/// deflateNoContext, level, threshold]`.
+pub fn conn_config(is_server: bool, limits: &[f64], deflate: Option<&[f64]>) -> ConnConfig {
+    let num = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(0.0);
+    ConnConfig {
+        receiver: ReceiverConfig {
+            is_server,
+            max_payload: num(limits, 0).max(0.0) as u64,
+            max_fragments: num(limits, 1).max(0.0) as u32,
+            max_buffered_chunks: num(limits, 2).max(0.0) as u32,
+            skip_utf8_validation: num(limits, 3) != 0.0,
+        },
+        deflate: deflate.map(|d| DeflateConfig {
+            inflate_window_bits: num(d, 0) as u8,
+            inflate_no_context_takeover: num(d, 1) != 0.0,
+            deflate_window_bits: num(d, 2) as u8,
+            deflate_no_context_takeover: num(d, 3) != 0.0,
+            level: num(d, 4) as i32,
+            threshold: num(d, 5).max(0.0) as usize,
+        }),
+    }
+}

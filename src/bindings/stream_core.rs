@@ -1,0 +1,87 @@
+//! `StreamCore`: the protocol core driven from JS, for connections the
+//! engine cannot adopt (TLS sockets, arbitrary Duplex streams).
+
+use napi::bindgen_prelude::*;
+use napi::JsValue;
+use napi_derive::napi;
+
+use super::args::{conn_config, masking, payload, F_COMPRESS, F_FIN};
+use crate::core::mask::MaskPool;
+use crate::core::receiver::Receiver;
+use crate::core::sender::Encoder;
+use crate::engine::batch::Batch;
+use crate::engine::dispatch::batch_args;
+
+#[napi]
+pub struct StreamCore {
+    receiver: Receiver,
+    encoder: Encoder,
+    masks: MaskPool,
+    batch: Batch,
+    input: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+#[napi]
+impl StreamCore {
+    #[napi(constructor)]
+    pub fn new(is_server: bool, limits: Vec<f64>, deflate: Option<Vec<f64>>) -> Self {
+        let (receiver, encoder) = conn_config(is_server, &limits, deflate.as_deref()).codec();
+        StreamCore { receiver, encoder, masks: MaskPool::default(), batch: Batch::default(), input: Vec::new(), scratch: Vec::new() }
+    }
+
+    /// Parses a chunk read from the stream. Returns the events in the
+    /// engine's batch format (`[tape, arena, bigs]`, connection id 0), or
+    /// undefined when there are none.
+    #[napi(ts_return_type = "[Uint32Array, Buffer, Buffer[] | undefined] | undefined")]
+    pub fn feed(&mut self, env: Env, chunk: BufferSlice) -> Result<Unknown<'_>> {
+        self.input.clear();
+        self.input.extend_from_slice(&chunk);
+        let batch = &mut self.batch;
+        if let Err(e) = self.receiver.feed(&mut self.input, &mut |ev| batch.event(0, ev)) {
+            batch.error(0, &e);
+        }
+        if self.input.capacity() > 64 * 1024 {
+            self.input = Vec::new();
+        }
+        let raw = env.raw();
+        let mut out = std::ptr::null_mut();
+        unsafe {
+            if self.batch.is_empty() {
+                napi::sys::napi_get_undefined(raw, &mut out);
+            } else {
+                let args = batch_args(raw, &self.batch);
+                napi::sys::napi_create_array_with_length(raw, 3, &mut out);
+                for (i, v) in args.iter().enumerate() {
+                    napi::sys::napi_set_element(raw, out, i as u32, *v);
+                }
+            }
+            self.batch.clear();
+            Unknown::from_napi_value(raw, out)
+        }
+    }
+
+    /// Frames a data message (`opcode` 1 or 2) and returns the bytes to write.
+    #[napi]
+    pub fn encode(&mut self, env: Env, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
+        let key = masking(flags, mask_key.unwrap_or(0)).key(&mut self.masks);
+        let mut out = Vec::new();
+        self.encoder.data(&mut out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
+        self.scratch = scratch;
+        Ok(out.into())
+    }
+
+    /// Frames a close (8), ping (9) or pong (10) frame.
+    #[napi]
+    pub fn encode_control(&mut self, env: Env, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
+        let key = masking(flags, mask_key.unwrap_or(0)).key(&mut self.masks);
+        let mut out = Vec::new();
+        self.encoder.control(&mut out, opcode as u8, bytes, key);
+        self.scratch = scratch;
+        Ok(out.into())
+    }
+}
