@@ -1,6 +1,8 @@
 import createWebSocketStream from './lib/stream.js';
+import extension from './lib/extension.js';
+import subprotocol from './lib/subprotocol.js';
 import WebSocket from './lib/websocket.js';
 import WebSocketServer from './lib/websocket-server.js';
 
-export { createWebSocketStream, WebSocket, WebSocketServer };
+export { createWebSocketStream, extension, subprotocol, WebSocket, WebSocketServer };
 export default WebSocket;

@@ -198,3 +198,39 @@ fn idle_receiver_holds_no_buffers() {
     run(&mut r, &wire, 50);
     assert_eq!(r.held_bytes(), 0);
 }
+
+/// Random bytes in random pieces never panic, on either side, with or
+/// without permessage-deflate, and an error is final.
+#[test]
+fn random_input_never_panics() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..20000 {
+        let len = (next() % 300) as usize;
+        let mut wire: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Often start with a plausible header so that deeper states are reached.
+        if round % 2 == 0 && wire.len() > 2 {
+            wire[0] = [0x81, 0x82, 0x01, 0x00, 0x88, 0x89, 0xc1, 0x41][(next() % 8) as usize];
+            wire[1] = (next() % 128) as u8 | if round % 4 == 0 { 0x80 } else { 0 };
+        }
+        let mut c = cfg(round % 4 == 0);
+        c.max_payload = if round % 3 == 0 { 64 } else { 0 };
+        let inflater = (round % 5 == 0).then(|| Inflater::new(9 + (round % 7) as u8, round % 2 == 0));
+        let mut r = Receiver::new(c, inflater);
+        let step = 1 + (next() % 40) as usize;
+        let mut buf = wire.clone();
+        let mut failed = false;
+        for chunk in buf.chunks_mut(step) {
+            let res = r.feed(chunk, &mut |_| {});
+            if failed {
+                assert!(res.is_ok(), "after an error the receiver ignores input");
+            }
+            failed |= res.is_err();
+        }
+    }
+}

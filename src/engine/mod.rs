@@ -328,6 +328,18 @@ unsafe fn owner(c: &Conn) -> &'static mut Engine {
     &mut *(c.owner as *mut Engine)
 }
 
+/// Runs a libuv callback body; a panic must not unwind into C (it would
+/// abort Node), so it is caught here and reported.
+fn guarded(what: &str, f: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(()) => true,
+        Err(_) => {
+            eprintln!("ws-native: internal error in {what}; the connection is closed");
+            false
+        }
+    }
+}
+
 unsafe extern "C" fn on_poll(h: *mut Handle, status: c_int, events: c_int) {
     let Some(api) = uv::api() else { return };
     let c = &mut *(api.data(h) as *mut Conn);
@@ -335,6 +347,15 @@ unsafe extern "C" fn on_poll(h: *mut Handle, status: c_int, events: c_int) {
     if c.closed {
         return;
     }
+    if !guarded("the socket poll callback", || poll_event(eng, &mut *(api.data(h) as *mut Conn), status, events)) {
+        if eng.read_buf.is_empty() {
+            eng.read_buf = vec![0; READ_BUF];
+        }
+        eng.close_conn(c, libc::EIO);
+    }
+}
+
+unsafe fn poll_event(eng: &mut Engine, c: &mut Conn, status: c_int, events: c_int) {
     if status < 0 {
         eng.close_conn(c, -status);
         return;
@@ -363,9 +384,13 @@ unsafe extern "C" fn on_idle(_h: *mut Handle) {}
 
 unsafe extern "C" fn on_check(h: *mut Handle) {
     let Some(api) = uv::api() else { return };
-    dispatch::dispatch(api.data(h) as *mut Engine);
+    let eng = api.data(h) as *mut Engine;
+    if !guarded("event dispatch", || dispatch::dispatch(eng)) {
+        (*eng).dispatching = false;
+        (*eng).batch.clear();
+    }
 }
 
 unsafe extern "C" fn on_env_cleanup(_handle: sys::napi_async_cleanup_hook_handle, arg: *mut c_void) {
-    dispatch::teardown(arg as *mut Engine);
+    guarded("environment teardown", || dispatch::teardown(arg as *mut Engine));
 }
