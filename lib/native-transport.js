@@ -130,6 +130,7 @@ function canAdopt(socket) {
 /**
  * Hands `socket` to the engine. Bytes Node already read (`head`, then the
  * socket's readable buffer) are parsed first; `initial` is written first.
+ * Returns null, with the socket untouched, when the engine refuses it.
  */
 function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
   if (engine === null) engine = new binding.NativeEngine(onBatch);
@@ -139,11 +140,18 @@ function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
   while ((chunk = socket.read()) !== null) parts.push(chunk);
   const pending = parts.length ? Buffer.concat(parts) : undefined;
 
+  let id;
+  try {
+    id = engine.adopt(socket._handle.fd, isServer, limits, deflate, pending, initial);
+  } catch {
+    if (pending) socket.unshift(pending);
+    return null;
+  }
+
   // Cache the addresses while the handle is still there.
   void socket.remoteAddress, socket.remotePort, socket.remoteFamily;
   void socket.localAddress, socket.localPort;
 
-  const id = engine.adopt(socket._handle.fd, isServer, limits, deflate, pending, initial);
   const tr = new NativeTransport(id, ws);
   transports.set(id, tr);
 

@@ -123,13 +123,17 @@ class WebSocket extends EventEmitter {
       initial
     };
 
+
     this._socket = socket;
     this._generateMask = options.generateMask;
     this._allowSynchronousEvents = options.allowSynchronousEvents !== false;
 
     if (nativeTransport.canAdopt(socket)) {
       this._transport = nativeTransport.adopt(socket, this, config);
-    } else {
+      // Refused: the bytes read so far went back into the socket.
+      config.head = undefined;
+    }
+    if (!this._transport) {
       this._transport = require('./stream-transport').attach(socket, this, config);
     }
 

@@ -64,23 +64,32 @@ impl StreamCore {
     /// Frames a data message (`opcode` 1 or 2) and returns the bytes to write.
     #[napi]
     pub fn encode(&mut self, env: Env, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
-        let key = masking(flags, mask_key.unwrap_or(0)).key(&mut self.masks);
-        let mut out = Vec::new();
-        self.encoder.data(&mut out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
-        self.scratch = scratch;
-        Ok(out.into())
+        self.frame(&env, &data, flags, mask_key, |enc, out, bytes, key| {
+            enc.data(out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key)
+        })
     }
 
     /// Frames a close (8), ping (9) or pong (10) frame.
     #[napi]
     pub fn encode_control(&mut self, env: Env, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {
+        self.frame(&env, &data, flags, mask_key, |enc, out, bytes, key| enc.control(out, opcode as u8, bytes, key))
+    }
+}
+
+impl StreamCore {
+    fn frame(
+        &mut self,
+        env: &Env,
+        data: &Unknown,
+        flags: u32,
+        mask_key: Option<u32>,
+        write: impl FnOnce(&mut Encoder, &mut Vec<u8>, &[u8], Option<[u8; 4]>),
+    ) -> Result<Buffer> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
         let key = masking(flags, mask_key.unwrap_or(0)).key(&mut self.masks);
         let mut out = Vec::new();
-        self.encoder.control(&mut out, opcode as u8, bytes, key);
+        write(&mut self.encoder, &mut out, bytes, key);
         self.scratch = scratch;
         Ok(out.into())
     }
