@@ -161,6 +161,30 @@ for (const tls of [false, true]) describe(`differential over ${tls ? 'TLS (strea
     }
   });
 
+  it('defers each message with allowSynchronousEvents: false', async () => {
+    await assertSameAsWs(
+      assert,
+      {
+        server(ws) {
+          ws.send('a');
+          ws.ping('p');
+          ws.send('b');
+          ws.close(1000, 'x');
+        },
+        client(ws) {
+          const order = [];
+          ws.on('message', (d) => {
+            order.push(`message ${d} state ${ws.readyState}`);
+            Promise.resolve().then(() => order.push('microtask'));
+            if (String(d) === 'b') ws.on('close', () => ws.emit('order', order));
+          });
+          ws.on('order', (o) => ws.emit('message', Buffer.from(o.join(',')), false));
+        }
+      },
+      { clientOptions: { allowSynchronousEvents: false } }
+    );
+  });
+
   it('calls send callbacks after the data is written', async () => {
     await assertSameAsWs(assert, {
       server(ws) {

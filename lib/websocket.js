@@ -350,13 +350,20 @@ class WebSocket extends EventEmitter {
 
   // ---- Events from the transport. ----
 
+  // With `allowSynchronousEvents: false`, as in ws, every message, ping and
+  // pong is emitted in a setImmediate of its own, and the events after it
+  // (a close frame, an error, the end of the connection) wait for it.
+  _inOrder(deferred, run) {
+    if (this._allowSynchronousEvents) return run();
+    const queue = this._eventQueue || (this._eventQueue = []);
+    if (queue.length === 0 && !deferred) return run();
+    queue.push({ deferred, run });
+    if (queue.length === 1) setImmediate(drainEvents, this);
+  }
+
   _onMessage(data, isBinary) {
     if (isBinary) data = this._binaryData(data);
-    if (!this._allowSynchronousEvents) {
-      setImmediate(() => this.emit('message', data, isBinary));
-      return;
-    }
-    this.emit('message', data, isBinary);
+    this._inOrder(true, () => this.emit('message', data, isBinary));
   }
 
   _binaryData(buf) {
@@ -373,6 +380,10 @@ class WebSocket extends EventEmitter {
   }
 
   _onPing(data) {
+    this._inOrder(true, () => this._emitPing(data));
+  }
+
+  _emitPing(data) {
     if (this._autoPong && this._readyState === OPEN) {
       if (this._maxPendingAutoPongs > 0 && this._pendingAutoPongs >= this._maxPendingAutoPongs) {
         this.terminate();
@@ -385,10 +396,14 @@ class WebSocket extends EventEmitter {
   }
 
   _onPong(data) {
-    this.emit('pong', data);
+    this._inOrder(true, () => this.emit('pong', data));
   }
 
   _onConclude(code, reason) {
+    this._inOrder(false, () => this._conclude(code, reason));
+  }
+
+  _conclude(code, reason) {
     this._closeFrameReceived = true;
     this._closeCode = code;
     this._closeMessage = reason.length ? reason : EMPTY_BUFFER;
@@ -397,6 +412,10 @@ class WebSocket extends EventEmitter {
   }
 
   _onProtocolError(err) {
+    this._inOrder(false, () => this._protocolError(err));
+  }
+
+  _protocolError(err) {
     this._receiverErrored = true;
     this.close(err[kStatusCode]);
     if (!this._errorEmitted) {
@@ -426,7 +445,17 @@ class WebSocket extends EventEmitter {
   _onClose() {
     this._readyState = CLOSING;
     clearTimeout(this._closeTimer);
-    this.emitClose();
+    this._inOrder(false, () => this.emitClose());
+  }
+}
+
+function drainEvents(ws) {
+  const queue = ws._eventQueue;
+  try {
+    queue.shift().run();
+    while (queue.length && !queue[0].deferred) queue.shift().run();
+  } finally {
+    if (queue.length) setImmediate(drainEvents, ws);
   }
 }
 
