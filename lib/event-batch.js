@@ -16,6 +16,7 @@ const EV = {
   ACK: 7,
   EOF: 8,
   CLOSED: 9,
+  FINISH: 10,
   BIG: 0x80
 };
 

@@ -39,14 +39,23 @@ function onBatch(t, ar, bg) {
       case EV.EOF:
         tr.ws._onEnd();
         break;
+      case EV.FINISH:
+        tr._finish();
+        break;
       case EV.CLOSED:
+        // A net socket emits 'close' after its 'finish' listeners (queued
+        // with process.nextTick) have run; so does this transport.
         transports.delete(tr.id);
         tr.closed = true;
-        tr.ws._onClose();
+        process.nextTick(onClosed, tr.ws);
         break;
     }
   }
   tape = arena = bigs = null;
+}
+
+function onClosed(ws) {
+  ws._onClose();
 }
 
 function destroyedError() {
@@ -60,7 +69,21 @@ class NativeTransport {
     this.id = id;
     this.ws = ws;
     this.closed = false;
+    this.finished = false;
     this.callbacks = [];
+    this.onFinish = null;
+  }
+
+  /** Runs `cb` once the write side is shut down (`socket.once('finish')`). */
+  whenFinished(cb) {
+    (this.onFinish || (this.onFinish = [])).push(cb);
+  }
+
+  _finish() {
+    this.finished = true;
+    const waiting = this.onFinish;
+    this.onFinish = null;
+    if (waiting) for (const cb of waiting) cb();
   }
 
   get bufferedAmount() {

@@ -16,6 +16,14 @@ class StreamTransport {
     this.core = new binding.StreamCore(config.isServer, config.limits, config.deflate);
   }
 
+  get finished() {
+    return !!(this.socket._writableState && this.socket._writableState.finished);
+  }
+
+  whenFinished(cb) {
+    this.socket.once('finish', cb);
+  }
+
   get bufferedAmount() {
     const state = this.socket._writableState;
     return state ? state.length : this.socket.writableLength || 0;

@@ -73,14 +73,15 @@ function createWebSocketStream(ws, options) {
       ws.once('open', () => duplex._final(callback));
       return;
     }
-    if (ws._socket === null) return;
-    if (ws.readyState === ws.CLOSED) {
+    const transport = ws._transport;
+    if (transport === null) return;
+    if (transport.finished) {
       callback();
       if (duplex._readableState.endEmitted) duplex.destroy();
-      return;
+    } else {
+      transport.whenFinished(() => callback());
+      ws.close();
     }
-    ws.once('close', () => callback());
-    ws.close();
   };
 
   duplex._read = () => {

@@ -14,6 +14,7 @@ pub const EV_ERROR: u32 = 6;
 pub const EV_ACK: u32 = 7;
 pub const EV_EOF: u32 = 8;
 pub const EV_CLOSED: u32 = 9;
+pub const EV_FINISH: u32 = 10;
 /// Set on a data record whose payload travels as its own Buffer.
 pub const EV_BIG: u32 = 0x80;
 
@@ -77,6 +78,11 @@ impl Batch {
 
     pub fn eof(&mut self, id: u32) {
         self.record(EV_EOF, 0, id, 0, 0);
+    }
+
+    /// The write side is shut down: everything queued went out, then a FIN.
+    pub fn finish(&mut self, id: u32) {
+        self.record(EV_FINISH, 0, id, 0, 0);
     }
 
     pub fn closed(&mut self, id: u32, errno: i32) {

@@ -167,6 +167,7 @@ impl Conn {
         if self.ending && !self.shut && self.pending() == 0 {
             self.shut = true;
             unsafe { libc::shutdown(self.fd, libc::SHUT_WR) };
+            batch.finish(self.id);
             if self.eof {
                 return Io::Done;
             }
