@@ -18,7 +18,6 @@ pub struct StreamCore {
     encoder: Encoder,
     masks: MaskPool,
     batch: Batch,
-    input: Vec<u8>,
     scratch: Vec<u8>,
 }
 
@@ -27,7 +26,7 @@ impl StreamCore {
     #[napi(constructor)]
     pub fn new(is_server: bool, limits: Vec<f64>, deflate: Option<Vec<f64>>) -> Self {
         let (receiver, encoder) = conn_config(is_server, &limits, deflate.as_deref()).codec();
-        StreamCore { receiver, encoder, masks: MaskPool::default(), batch: Batch::default(), input: Vec::new(), scratch: Vec::new() }
+        StreamCore { receiver, encoder, masks: MaskPool::default(), batch: Batch::default(), scratch: Vec::new() }
     }
 
     /// Parses a chunk read from the stream. Returns the events in the
@@ -35,22 +34,16 @@ impl StreamCore {
     /// undefined when there are none.
     #[napi(ts_return_type = "[Uint32Array, Buffer, Buffer[] | undefined] | undefined")]
     pub fn feed(&mut self, env: Env, chunk: BufferSlice) -> Result<Unknown<'_>> {
-        self.input.clear();
-        self.input.extend_from_slice(&chunk);
-        let batch = &mut self.batch;
-        if let Err(e) = self.receiver.feed(&mut self.input, &mut |ev| batch.event(0, ev)) {
-            batch.error(0, &e);
-        }
-        if self.input.capacity() > 64 * 1024 {
-            self.input = Vec::new();
-        }
+        let start = self.batch.arena.len();
+        self.batch.arena.extend_from_slice(&chunk);
+        self.batch.feed_arena(0, &mut self.receiver, start);
         let raw = env.raw();
         let mut out = std::ptr::null_mut();
         unsafe {
             if self.batch.is_empty() {
                 napi::sys::napi_get_undefined(raw, &mut out);
             } else {
-                let args = batch_args(raw, &self.batch);
+                let args = batch_args(raw, &mut self.batch);
                 napi::sys::napi_create_array_with_length(raw, 3, &mut out);
                 for (i, v) in args.iter().enumerate() {
                     napi::sys::napi_set_element(raw, out, i as u32, *v);

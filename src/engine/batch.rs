@@ -2,7 +2,7 @@
 //! records plus one arena of payload bytes. JS gets the whole turn in one call.
 
 use crate::core::error::WsError;
-use crate::core::receiver::Event;
+use crate::core::receiver::{Event, Receiver};
 
 /// Record kinds; `lib/native-transport.js` has the same numbers.
 pub const EV_TEXT: u32 = 1;
@@ -21,14 +21,26 @@ pub const EV_BIG: u32 = 0x80;
 /// Payloads at least this large get their own Buffer instead of a slice of
 /// the arena, so that a retained big message pins only itself.
 pub const BIG_PAYLOAD: usize = 64 * 1024;
-const KEEP_CAPACITY: usize = 256 * 1024;
+const KEEP_CAPACITY: usize = 8 << 20;
+
+/// Set on a record whose payload sits in `pending` until the in-place parse
+/// ends (never seen by JS).
+const EV_PENDING: u32 = 0x40;
+/// Reads into the arena ask for at least this much room.
+const READ_ROOM: usize = 64 * 1024;
+const READ_MAX: usize = 256 * 1024;
 
 /// Every record is four words: kind (with an 8-bit-shifted extra), id, a, b.
+/// Bytes read from sockets land in the arena and are parsed there, so that a
+/// complete frame's payload reaches JS without being copied again.
 #[derive(Default)]
 pub struct Batch {
     pub tape: Vec<u32>,
     pub arena: Vec<u8>,
     pub bigs: Vec<Vec<u8>>,
+    pending: Vec<u8>,
+    /// Address range of the arena bytes being parsed in place.
+    in_place: (usize, usize),
 }
 
 impl Batch {
@@ -41,13 +53,73 @@ impl Batch {
     }
 
     fn bytes(&mut self, kind: u32, extra: u32, id: u32, data: &[u8]) {
-        if data.len() >= BIG_PAYLOAD {
+        let addr = data.as_ptr() as usize;
+        let (lo, hi) = self.in_place;
+        if data.is_empty() {
+            self.record(kind, extra, id, 0, 0);
+        } else if addr >= lo && addr + data.len() <= hi {
+            let off = (addr - self.arena.as_ptr() as usize) as u32;
+            self.record(kind, extra, id, off, data.len() as u32);
+        } else if data.len() >= BIG_PAYLOAD {
             self.bigs.push(data.to_vec());
             self.record(kind | EV_BIG, extra, id, (self.bigs.len() - 1) as u32, data.len() as u32);
+        } else if lo != 0 {
+            let off = self.pending.len() as u32;
+            self.pending.extend_from_slice(data);
+            self.record(kind | EV_PENDING, extra, id, off, data.len() as u32);
         } else {
             let off = self.arena.len() as u32;
             self.arena.extend_from_slice(data);
             self.record(kind, extra, id, off, data.len() as u32);
+        }
+    }
+
+    /// Reads from `fd` into the arena; returns what read(2) returned.
+    pub fn read_from(&mut self, fd: std::ffi::c_int) -> isize {
+        if self.arena.capacity() - self.arena.len() < READ_ROOM {
+            self.arena.reserve(READ_MAX);
+        }
+        let start = self.arena.len();
+        let room = (self.arena.capacity() - start).min(READ_MAX);
+        let n = unsafe { libc::read(fd, self.arena.as_mut_ptr().add(start) as *mut _, room) };
+        if n > 0 {
+            unsafe { self.arena.set_len(start + n as usize) };
+        }
+        n
+    }
+
+    /// Parses `arena[start..]` in place with `receiver`; a protocol error
+    /// becomes an error record.
+    pub fn feed_arena(&mut self, id: u32, receiver: &mut Receiver, start: usize) {
+        let len = self.arena.len();
+        let base = self.arena.as_mut_ptr();
+        // SAFETY: the arena is neither read nor resized while `input` lives:
+        // events only append to `tape`, `pending` and `bigs`.
+        let input = unsafe { std::slice::from_raw_parts_mut(base.add(start), len - start) };
+        self.in_place = (base as usize + start, base as usize + len);
+        let first = self.tape.len();
+        let result = receiver.feed(input, &mut |ev| self.event(id, ev));
+        self.in_place = (0, 0);
+        if let Err(e) = result {
+            self.error(id, &e);
+        }
+        if !self.pending.is_empty() {
+            let shift = self.arena.len() as u32;
+            for rec in self.tape[first..].chunks_exact_mut(4) {
+                if rec[0] & EV_PENDING != 0 {
+                    rec[0] &= !EV_PENDING;
+                    rec[2] += shift;
+                }
+            }
+            self.arena.extend_from_slice(&self.pending);
+            self.pending.clear();
+        }
+    }
+
+    /// Parses bytes that are not in the arena (a handshake's `head`).
+    pub fn feed_copy(&mut self, id: u32, receiver: &mut Receiver, input: &mut [u8]) {
+        if let Err(e) = receiver.feed(input, &mut |ev| self.event(id, ev)) {
+            self.error(id, &e);
         }
     }
 
@@ -97,7 +169,7 @@ impl Batch {
         if self.arena.capacity() > KEEP_CAPACITY {
             self.arena = Vec::new();
         }
-        if self.tape.capacity() > KEEP_CAPACITY {
+        if self.tape.capacity() > KEEP_CAPACITY / 4 {
             self.tape = Vec::new();
         }
     }
@@ -121,6 +193,33 @@ mod tests {
         assert_eq!(&b.arena[..], b"hibye");
         b.clear();
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn parses_in_place_and_appends_copies_after() {
+        use crate::core::frame::{write_frame, OP_CLOSE, OP_CONTINUATION, OP_TEXT};
+        use crate::core::receiver::ReceiverConfig;
+        let cfg = ReceiverConfig { is_server: false, max_payload: 0, max_fragments: 0, max_buffered_chunks: 0, skip_utf8_validation: false };
+        let mut r = Receiver::new(cfg, None);
+        let mut wire = vec![];
+        write_frame(&mut wire, true, false, OP_TEXT, b"whole", None);
+        write_frame(&mut wire, false, false, OP_TEXT, b"fra", None);
+        write_frame(&mut wire, true, false, OP_CONTINUATION, b"gment", None);
+        write_frame(&mut wire, true, false, OP_CLOSE, &[], None);
+        let mut b = Batch::default();
+        b.arena.extend_from_slice(b"junk");
+        let start = b.arena.len();
+        b.arena.extend_from_slice(&wire);
+        b.feed_arena(3, &mut r, start);
+        let recs: Vec<&[u32]> = b.tape.chunks(4).collect();
+        assert_eq!(recs.len(), 3);
+        let text = |rec: &[u32]| &b.arena[rec[2] as usize..(rec[2] + rec[3]) as usize];
+        assert_eq!(recs[0][0], EV_TEXT);
+        assert_eq!(text(recs[0]), b"whole");
+        assert_eq!(recs[0][2] as usize, start + 2, "delivered in place");
+        assert_eq!(recs[1][0], EV_TEXT);
+        assert_eq!(text(recs[1]), b"fragment");
+        assert_eq!(recs[2][0], EV_CLOSE_FRAME | (1005 << 8));
     }
 
     #[test]

@@ -9,9 +9,29 @@ use super::uv::{self, Handle};
 use crate::core::receiver::Receiver;
 use crate::core::sender::Encoder;
 
-/// Above this much spare capacity an emptied write queue is released, so an
-/// idle connection holds no buffer.
-const KEEP_OUT: usize = 0;
+/// Write buffers shared by all connections: a connection takes one when it
+/// has something to write and gives it back once it is written, so an idle
+/// connection holds none and a busy engine does not allocate per write.
+#[derive(Default)]
+pub struct BufPool {
+    free: Vec<Vec<u8>>,
+}
+
+const POOL_MAX: usize = 64;
+const POOL_BUF_MAX: usize = 1 << 20;
+
+impl BufPool {
+    pub fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    pub fn give(&mut self, mut v: Vec<u8>) {
+        if v.capacity() > 0 && v.capacity() <= POOL_BUF_MAX && self.free.len() < POOL_MAX {
+            v.clear();
+            self.free.push(v);
+        }
+    }
+}
 
 pub struct Conn {
     pub id: u32,
@@ -71,16 +91,21 @@ impl Conn {
         }
     }
 
-    /// The write queue, for appending raw bytes (the 101 response).
-    pub fn out(&mut self) -> &mut Vec<u8> {
+    /// The write queue, taking a buffer from `pool` when it has none.
+    pub fn out(&mut self, pool: &mut BufPool) -> &mut Vec<u8> {
+        if self.out.capacity() == 0 {
+            self.out = pool.take();
+        }
         &mut self.out
     }
 
-    pub fn encode_data(&mut self, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) {
+    pub fn encode_data(&mut self, pool: &mut BufPool, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) {
+        self.out(pool);
         self.encoder.data(&mut self.out, payload, opcode, fin, compress, mask);
     }
 
-    pub fn encode_control(&mut self, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
+    pub fn encode_control(&mut self, pool: &mut BufPool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
+        self.out(pool);
         self.encoder.control(&mut self.out, opcode, payload, mask);
     }
 
@@ -104,17 +129,14 @@ impl Conn {
         self.out.capacity() + self.receiver.held_bytes()
     }
 
-    /// Reads what the kernel has, feeding the parser; events go to `batch`.
-    pub fn on_readable(&mut self, buf: &mut [u8], batch: &mut Batch) -> Io {
+    /// Reads what the kernel has into the batch's arena and parses it there.
+    pub fn on_readable(&mut self, batch: &mut Batch) -> Io {
         for _ in 0..4 {
-            let n = unsafe { libc::read(self.fd, buf.as_mut_ptr() as *mut _, buf.len()) };
+            let start = batch.arena.len();
+            let n = batch.read_from(self.fd);
             if n > 0 {
-                let n = n as usize;
-                let id = self.id;
-                if let Err(e) = self.receiver.feed(&mut buf[..n], &mut |ev| batch.event(id, ev)) {
-                    batch.error(id, &e);
-                }
-                if n < buf.len() {
+                batch.feed_arena(self.id, &mut self.receiver, start);
+                if (n as usize) < 64 * 1024 {
                     break;
                 }
             } else if n == 0 {
@@ -135,7 +157,7 @@ impl Conn {
     /// Writes as much of the queue as the kernel takes, acknowledges sends
     /// that are fully written and, once the queue is empty after `end()`,
     /// shuts down the write side.
-    pub fn flush(&mut self, batch: &mut Batch) -> Io {
+    pub fn flush(&mut self, batch: &mut Batch, pool: &mut BufPool) -> Io {
         while self.out_head < self.out.len() {
             let rest = &self.out[self.out_head..];
             let n = unsafe { libc::send(self.fd, rest.as_ptr() as *const _, rest.len(), libc::MSG_NOSIGNAL) };
@@ -152,9 +174,7 @@ impl Conn {
         }
         if self.out_head == self.out.len() {
             self.out_head = 0;
-            if self.out.capacity() > KEEP_OUT {
-                self.out = Vec::new();
-            }
+            pool.give(std::mem::take(&mut self.out));
         }
         let mut acked = 0;
         while self.acks.front().is_some_and(|&end| end <= self.written) {

@@ -23,14 +23,64 @@ pub unsafe fn async_context(env: sys::napi_env) -> sys::napi_async_context {
     ctx
 }
 
-unsafe fn buffer_copy(env: sys::napi_env, bytes: &[u8]) -> sys::napi_value {
-    let mut v = null_mut();
-    sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr() as *const c_void, null_mut(), &mut v);
-    v
+thread_local! {
+    /// Arenas JS has let go of, ready for the next batches of this thread's
+    /// environment.
+    static ARENAS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// `(tape: Uint32Array, arena: Buffer, bigs: Buffer[] | undefined)`.
-pub unsafe fn batch_args(env: sys::napi_env, batch: &Batch) -> [sys::napi_value; 3] {
+const ARENAS_KEPT: usize = 8;
+const ARENA_KEEP_MAX: usize = 8 << 20;
+
+pub fn recycled_arena() -> Vec<u8> {
+    ARENAS.with(|a| a.borrow_mut().pop()).unwrap_or_default()
+}
+
+fn recycle(mut v: Vec<u8>) {
+    if v.capacity() == 0 || v.capacity() > ARENA_KEEP_MAX {
+        return;
+    }
+    v.clear();
+    ARENAS.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.len() < ARENAS_KEPT {
+            a.push(v);
+        }
+    });
+}
+
+unsafe extern "C" fn free_arena(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    recycle(*Box::from_raw(hint as *mut Vec<u8>));
+}
+
+unsafe extern "C" fn free_big(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    drop(Box::from_raw(hint as *mut Vec<u8>));
+}
+
+/// Hands `v` to JS as a Buffer without copying; `free` gets it back when
+/// the Buffer is collected.
+unsafe fn give_to_js(env: sys::napi_env, v: Vec<u8>, free: sys::napi_finalize) -> sys::napi_value {
+    let mut out = null_mut();
+    if v.is_empty() {
+        sys::napi_create_buffer(env, 0, null_mut(), &mut out);
+        recycle(v);
+        return out;
+    }
+    let len = v.len();
+    let boxed = Box::into_raw(Box::new(v));
+    let data = (*boxed).as_mut_ptr() as *mut c_void;
+    if sys::napi_create_external_buffer(env, len, data, free, boxed as *mut c_void, &mut out) != OK {
+        // No external buffers in this runtime: copy instead.
+        let v = Box::from_raw(boxed);
+        sys::napi_create_buffer_copy(env, len, v.as_ptr() as *const c_void, null_mut(), &mut out);
+        recycle(*v);
+    }
+    out
+}
+
+/// `(tape: Uint32Array, arena: Buffer, bigs: Buffer[] | undefined)`. The
+/// arena and the big payloads move to JS; the batch keeps only the tape.
+pub unsafe fn batch_args(env: sys::napi_env, batch: &mut Batch) -> [sys::napi_value; 3] {
     let tape = &batch.tape;
     let mut data: *mut c_void = null_mut();
     let mut ab = null_mut();
@@ -40,14 +90,14 @@ pub unsafe fn batch_args(env: sys::napi_env, batch: &Batch) -> [sys::napi_value;
         std::ptr::copy_nonoverlapping(tape.as_ptr() as *const u8, data as *mut u8, tape.len() * 4);
     }
     sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, tape.len(), ab, 0, &mut ta);
-    let arena = buffer_copy(env, &batch.arena);
+    let arena = give_to_js(env, std::mem::replace(&mut batch.arena, recycled_arena()), Some(free_arena));
     let mut bigs = null_mut();
     if batch.bigs.is_empty() {
         sys::napi_get_undefined(env, &mut bigs);
     } else {
         sys::napi_create_array_with_length(env, batch.bigs.len(), &mut bigs);
-        for (i, b) in batch.bigs.iter().enumerate() {
-            sys::napi_set_element(env, bigs, i as u32, buffer_copy(env, b));
+        for (i, b) in batch.bigs.drain(..).enumerate() {
+            sys::napi_set_element(env, bigs, i as u32, give_to_js(env, b, Some(free_big)));
         }
     }
     [ta, arena, bigs]
@@ -59,6 +109,8 @@ pub unsafe fn dispatch(eng: *mut Engine) {
         return;
     }
     if (*eng).batch.is_empty() {
+        // Partial frames were read but nothing is complete yet.
+        (*eng).batch.arena.clear();
         stop_idle(&mut *eng);
         return;
     }
@@ -67,7 +119,7 @@ pub unsafe fn dispatch(eng: *mut Engine) {
     if sys::napi_open_handle_scope(env, &mut scope) != OK {
         return;
     }
-    let args = batch_args(env, &(*eng).batch);
+    let args = batch_args(env, &mut (*eng).batch);
     let events = (*eng).batch.tape.len() / 4;
     (*eng).batch.clear();
     (*eng).dispatching = true;

@@ -16,10 +16,8 @@ use crate::core::mask::MaskPool;
 use crate::core::receiver::{Receiver, ReceiverConfig};
 use crate::core::sender::Encoder;
 use batch::Batch;
-use connection::{Conn, Io};
+use connection::{BufPool, Conn, Io};
 use uv::{Api, Handle, Loop};
-
-const READ_BUF: usize = 256 * 1024;
 
 /// permessage-deflate parameters as negotiated, seen from this endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -80,8 +78,8 @@ pub struct Engine {
     idle_on: bool,
     conns: HashMap<u32, *mut Conn>,
     next_id: u32,
-    read_buf: Vec<u8>,
     batch: Batch,
+    bufs: BufPool,
     dirty: Vec<u32>,
     dispatching: bool,
     callback: sys::napi_ref,
@@ -114,8 +112,8 @@ impl Engine {
             idle_on: false,
             conns: HashMap::new(),
             next_id: 1,
-            read_buf: vec![0; READ_BUF],
             batch: Batch::default(),
+            bufs: BufPool::default(),
             dirty: Vec::new(),
             dispatching: false,
             callback: cb_ref,
@@ -163,14 +161,11 @@ impl Engine {
         self.conns.insert(id, conn);
         let c = &mut *conn;
         if !initial.is_empty() {
-            c.out().extend_from_slice(initial);
-            self.after_io(c, |c, b| c.flush(b));
+            c.out(&mut self.bufs).extend_from_slice(initial);
+            self.after_io(c, |c, b, p| c.flush(b, p));
         }
         if !head.is_empty() && !c.closed {
-            let mut h = head.to_vec();
-            if let Err(e) = c.receiver.feed(&mut h, &mut |ev| self.batch.event(id, ev)) {
-                self.batch.error(id, &e);
-            }
+            self.batch.feed_copy(id, &mut c.receiver, &mut head.to_vec());
         }
         self.update_poll(c);
         self.wake();
@@ -187,7 +182,7 @@ impl Engine {
     pub fn send_data(&mut self, id: u32, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Masking, ack: bool) -> bool {
         let Some(c) = self.conn(id) else { return false };
         let key = self.mask_key(mask);
-        c.encode_data(payload, opcode, fin, compress, key);
+        c.encode_data(&mut self.bufs, payload, opcode, fin, compress, key);
         self.queued(c, ack);
         true
     }
@@ -196,7 +191,7 @@ impl Engine {
     pub fn send_control(&mut self, id: u32, opcode: u8, payload: &[u8], mask: Masking, ack: bool) -> bool {
         let Some(c) = self.conn(id) else { return false };
         let key = self.mask_key(mask);
-        c.encode_control(opcode, payload, key);
+        c.encode_control(&mut self.bufs, opcode, payload, key);
         self.queued(c, ack);
         true
     }
@@ -221,7 +216,7 @@ impl Engine {
                 self.dirty.push(c.id);
             }
         } else {
-            self.after_io(c, |c, b| c.flush(b));
+            self.after_io(c, |c, b, p| c.flush(b, p));
         }
     }
 
@@ -261,8 +256,8 @@ impl Engine {
     }
 
     /// Runs one socket operation and acts on what it found.
-    fn after_io(&mut self, c: &mut Conn, op: impl FnOnce(&mut Conn, &mut Batch) -> Io) {
-        match op(c, &mut self.batch) {
+    fn after_io(&mut self, c: &mut Conn, op: impl FnOnce(&mut Conn, &mut Batch, &mut BufPool) -> Io) {
+        match op(c, &mut self.batch, &mut self.bufs) {
             Io::Open => self.update_poll(c),
             Io::Done => self.close_conn(c, 0),
             Io::Failed(e) => self.close_conn(c, e),
@@ -316,7 +311,7 @@ impl Engine {
         for id in &dirty {
             if let Some(c) = self.conn(*id) {
                 c.dirty = false;
-                self.after_io(c, |c, b| c.flush(b));
+                self.after_io(c, |c, b, p| c.flush(b, p));
             }
         }
         self.dirty = dirty;
@@ -348,9 +343,6 @@ unsafe extern "C" fn on_poll(h: *mut Handle, status: c_int, events: c_int) {
         return;
     }
     if !guarded("the socket poll callback", || poll_event(eng, &mut *(api.data(h) as *mut Conn), status, events)) {
-        if eng.read_buf.is_empty() {
-            eng.read_buf = vec![0; READ_BUF];
-        }
         eng.close_conn(c, libc::EIO);
     }
 }
@@ -361,12 +353,10 @@ unsafe fn poll_event(eng: &mut Engine, c: &mut Conn, status: c_int, events: c_in
         return;
     }
     if events & uv::WRITABLE != 0 {
-        eng.after_io(c, |c, b| c.flush(b));
+        eng.after_io(c, |c, b, p| c.flush(b, p));
     }
     if events & uv::READABLE != 0 && !c.closed {
-        let mut buf = std::mem::take(&mut eng.read_buf);
-        eng.after_io(c, |c, b| c.on_readable(&mut buf, b));
-        eng.read_buf = buf;
+        eng.after_io(c, |c, b, _| c.on_readable(b));
     }
 }
 
