@@ -1,6 +1,8 @@
 //! Sans-IO frame parser: bytes in, messages and control frames out, with the
 //! checks and limits of ws's receiver, in the order ws applies them.
 
+use std::borrow::Cow;
+
 use super::close::is_valid_status_code;
 use super::deflate::Inflater;
 use super::error::WsError;
@@ -20,10 +22,14 @@ pub struct ReceiverConfig {
     pub skip_utf8_validation: bool,
 }
 
+/// A message payload: a slice of the input when the frame was whole there,
+/// else the buffer it was assembled in, handed over.
+pub type Payload<'a> = Cow<'a, [u8]>;
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
-    Text(&'a [u8]),
-    Binary(&'a [u8]),
+    Text(Payload<'a>),
+    Binary(Payload<'a>),
     Ping(&'a [u8]),
     Pong(&'a [u8]),
     /// A close frame: 1005 with an empty reason when it had no body.
@@ -102,6 +108,50 @@ impl Receiver {
     /// Heap bytes this receiver holds (for idle-memory accounting).
     pub fn held_bytes(&self) -> usize {
         self.msg.capacity() + self.ctrl.capacity()
+    }
+
+    /// While a large uncompressed data frame is being read: the message
+    /// buffer, with room for the rest of the frame, and how many bytes may
+    /// be read straight into it. Saves a copy for big messages.
+    pub fn direct_room(&mut self, min: u64) -> Option<(&mut Vec<u8>, usize)> {
+        if self.state != State::Payload || is_control(self.opcode) || self.compressed {
+            return None;
+        }
+        let rest = self.frame_len - self.frame_pos;
+        if rest < min {
+            return None;
+        }
+        let rest = rest as usize;
+        self.msg.reserve(rest);
+        Some((&mut self.msg, rest))
+    }
+
+    /// Takes the `n` bytes just read into the message buffer (see
+    /// `direct_room`), like `feed` would have.
+    pub fn commit_direct<F: FnMut(Event<'_>)>(&mut self, n: usize, sink: &mut F) -> Result<(), WsError> {
+        let start = self.msg.len() - n;
+        if let Some(m) = self.mask {
+            apply_mask(&mut self.msg[start..], m, self.frame_pos as usize);
+        }
+        let first = self.frame_pos == 0;
+        self.frame_pos += n as u64;
+        let r = (|| {
+            if first {
+                self.count_fragment()?;
+            }
+            if self.opcode == OP_TEXT && !self.cfg.skip_utf8_validation && !self.utf8.check(&self.msg, false) {
+                return Err(WsError::InvalidUtf8);
+            }
+            if self.frame_pos == self.frame_len {
+                self.finish_frame(sink)?;
+            }
+            Ok(())
+        })();
+        if r.is_err() {
+            self.state = State::Failed;
+            self.msg = Vec::new();
+        }
+        r
     }
 
     /// Parses `input`, unmasking in place, and hands every complete message
@@ -188,6 +238,7 @@ impl Receiver {
             return Err(WsError::InvalidUtf8);
         }
         self.end_message();
+        let payload = Cow::Borrowed(&*payload);
         sink(if text { Event::Text(payload) } else { Event::Binary(payload) });
         Ok(())
     }
@@ -352,9 +403,9 @@ impl Receiver {
         if text && !self.cfg.skip_utf8_validation && !self.utf8.check(&self.msg, true) {
             return Err(WsError::InvalidUtf8);
         }
-        let msg = std::mem::take(&mut self.msg);
+        let msg = Cow::Owned(std::mem::take(&mut self.msg));
         self.end_message();
-        sink(if text { Event::Text(&msg) } else { Event::Binary(&msg) });
+        sink(if text { Event::Text(msg) } else { Event::Binary(msg) });
         Ok(())
     }
 

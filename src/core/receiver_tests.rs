@@ -234,3 +234,25 @@ fn random_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn big_frames_can_be_read_straight_into_the_message_buffer() {
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let wire = frame(true, false, OP_BINARY, &payload, MASK);
+    let mut r = Receiver::new(cfg(true), None);
+    let mut evs = vec![];
+    // The header and a little of the payload arrive through `feed`.
+    let mut head = wire[..1000].to_vec();
+    r.feed(&mut head, &mut |_| panic!("not complete yet")).unwrap();
+    let mut at = 1000;
+    while at < wire.len() {
+        let (msg, rest) = r.direct_room(1).expect("reading a big frame");
+        let n = rest.min(70_000);
+        msg.extend_from_slice(&wire[at..at + n]);
+        at += n;
+        r.commit_direct(n, &mut |e| evs.push(matches!(e, Event::Binary(ref d) if **d == payload[..]))).unwrap();
+    }
+    assert_eq!(evs, vec![true]);
+    assert!(r.direct_room(1).is_none());
+    assert_eq!(r.held_bytes(), 0);
+}

@@ -2,7 +2,9 @@
 //! records plus one arena of payload bytes. JS gets the whole turn in one call.
 
 use crate::core::error::WsError;
-use crate::core::receiver::{Event, Receiver};
+use std::borrow::Cow;
+
+use crate::core::receiver::{Event, Payload, Receiver};
 
 /// Record kinds; `lib/native-transport.js` has the same numbers.
 pub const EV_TEXT: u32 = 1;
@@ -116,6 +118,23 @@ impl Batch {
         }
     }
 
+    /// Reads a big frame's payload from `fd` straight into the receiver's
+    /// message buffer. Returns what read(2) returned and whether it filled
+    /// the room it had, or None when the receiver is not reading such a frame.
+    pub fn read_direct(&mut self, id: u32, fd: std::ffi::c_int, receiver: &mut Receiver) -> Option<(isize, bool)> {
+        let (msg, rest) = receiver.direct_room(READ_ROOM as u64)?;
+        let room = (msg.capacity() - msg.len()).min(rest);
+        let start = msg.len();
+        let n = unsafe { libc::read(fd, msg.as_mut_ptr().add(start) as *mut _, room) };
+        if n > 0 {
+            unsafe { msg.set_len(start + n as usize) };
+            if let Err(e) = receiver.commit_direct(n as usize, &mut |ev| self.event(id, ev)) {
+                self.error(id, &e);
+            }
+        }
+        Some((n, n as usize == room))
+    }
+
     /// Parses bytes that are not in the arena (a handshake's `head`).
     pub fn feed_copy(&mut self, id: u32, receiver: &mut Receiver, input: &mut [u8]) {
         if let Err(e) = receiver.feed(input, &mut |ev| self.event(id, ev)) {
@@ -123,10 +142,22 @@ impl Batch {
         }
     }
 
+    /// A message payload: big assembled ones move here without a copy.
+    fn message(&mut self, kind: u32, id: u32, data: Payload<'_>) {
+        match data {
+            Cow::Owned(v) if v.len() >= BIG_PAYLOAD => {
+                let len = v.len() as u32;
+                self.bigs.push(v);
+                self.record(kind | EV_BIG, 0, id, (self.bigs.len() - 1) as u32, len);
+            }
+            d => self.bytes(kind, 0, id, &d),
+        }
+    }
+
     pub fn event(&mut self, id: u32, ev: Event<'_>) {
         match ev {
-            Event::Text(d) => self.bytes(EV_TEXT, 0, id, d),
-            Event::Binary(d) => self.bytes(EV_BINARY, 0, id, d),
+            Event::Text(d) => self.message(EV_TEXT, id, d),
+            Event::Binary(d) => self.message(EV_BINARY, id, d),
             Event::Ping(d) => self.bytes(EV_PING, 0, id, d),
             Event::Pong(d) => self.bytes(EV_PONG, 0, id, d),
             Event::Close(code, reason) => self.bytes(EV_CLOSE_FRAME, code as u32, id, reason),
@@ -182,8 +213,8 @@ mod tests {
     #[test]
     fn records_small_and_big_payloads() {
         let mut b = Batch::default();
-        b.event(7, Event::Text(b"hi"));
-        b.event(7, Event::Binary(&vec![1u8; BIG_PAYLOAD]));
+        b.event(7, Event::Text(Cow::Borrowed(b"hi")));
+        b.event(7, Event::Binary(Cow::Borrowed(&vec![1u8; BIG_PAYLOAD])));
         b.event(8, Event::Close(1000, b"bye"));
         b.ack(8, 2, 0);
         assert_eq!(&b.tape[..4], &[EV_TEXT, 7, 0, 2]);

@@ -133,10 +133,18 @@ impl Conn {
     pub fn on_readable(&mut self, batch: &mut Batch) -> Io {
         for _ in 0..4 {
             let start = batch.arena.len();
-            let n = batch.read_from(self.fd);
+            let (n, full) = match batch.read_direct(self.id, self.fd, &mut self.receiver) {
+                Some(r) => r,
+                None => {
+                    let n = batch.read_from(self.fd);
+                    if n > 0 {
+                        batch.feed_arena(self.id, &mut self.receiver, start);
+                    }
+                    (n, n as usize >= 64 * 1024)
+                }
+            };
             if n > 0 {
-                batch.feed_arena(self.id, &mut self.receiver, start);
-                if (n as usize) < 64 * 1024 {
+                if !full {
                     break;
                 }
             } else if n == 0 {
