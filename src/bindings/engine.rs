@@ -4,8 +4,13 @@ use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
 
-use super::args::{conn_config, js_err, masking, payload, F_ACK, F_COMPRESS, F_FIN};
-use crate::engine::Engine;
+use napi::sys;
+
+use super::args::{conn_config, js_err, masking, payload, F_ACK, F_COMPRESS, F_FIN, F_MASK, F_MASK_KEY};
+use crate::engine::{Engine, Sent};
+
+/// Buffers at least this big are sent from JS memory without a copy.
+const EXTERNAL_MIN: usize = 64 * 1024;
 
 #[napi]
 pub struct NativeEngine {
@@ -48,6 +53,11 @@ impl NativeEngine {
     /// Queues a data frame (`opcode` 1 or 2). False when the socket is gone.
     #[napi]
     pub fn send(&mut self, env: Env, id: u32, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<bool> {
+        if flags & (F_MASK | F_MASK_KEY) == 0 {
+            if let Some(sent) = unsafe { self.send_external(env.raw(), id, data.raw(), opcode, flags) } {
+                return Ok(sent);
+            }
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
         let ok = self.engine().send_data(
@@ -61,6 +71,43 @@ impl NativeEngine {
         );
         self.scratch = scratch;
         Ok(ok)
+    }
+
+    /// Big unmasked buffers are written from JS memory, held by a reference
+    /// until written. None: not such a buffer, or the frame is compressed.
+    unsafe fn send_external(&mut self, env: sys::napi_env, id: u32, v: sys::napi_value, opcode: u32, flags: u32) -> Option<bool> {
+        let mut t = 0;
+        sys::napi_typeof(env, v, &mut t);
+        if t != sys::ValueType::napi_object {
+            return None;
+        }
+        let mut data = std::ptr::null_mut();
+        let mut len = 0usize;
+        if sys::napi_get_buffer_info(env, v, &mut data, &mut len) != sys::Status::napi_ok || len < EXTERNAL_MIN {
+            return None;
+        }
+        let mut r = std::ptr::null_mut();
+        if sys::napi_create_reference(env, v, 1, &mut r) != sys::Status::napi_ok {
+            return None;
+        }
+        let sent = self.engine().send_external(
+            id,
+            data as *const u8,
+            len,
+            r,
+            opcode as u8,
+            flags & F_FIN != 0,
+            flags & F_COMPRESS != 0,
+            flags & F_ACK != 0,
+        );
+        if sent != Sent::Queued {
+            sys::napi_delete_reference(env, r);
+        }
+        match sent {
+            Sent::Queued => Some(true),
+            Sent::Gone => Some(false),
+            Sent::NotQueued => None,
+        }
     }
 
     /// Queues a close (8), ping (9) or pong (10) frame.

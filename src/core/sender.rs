@@ -3,7 +3,6 @@
 
 use super::deflate::Deflater;
 use super::frame::{write_frame, write_header, OP_CONTINUATION};
-use super::mask::apply_mask;
 
 pub struct Encoder {
     deflater: Option<Deflater>,
@@ -23,26 +22,29 @@ impl Encoder {
         self.deflater.is_some()
     }
 
-    /// Appends one data frame. `opcode` is 1 or 2; on a continuation
-    /// fragment it is replaced by 0, as ws does.
-    pub fn data(&mut self, out: &mut Vec<u8>, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) {
-        let mut op = opcode;
+    /// Whether the next data frame of `len` bytes would be compressed.
+    fn would_compress(&self, len: usize, compress: bool) -> bool {
         if self.first_fragment {
-            let mut c = compress && self.deflater.is_some();
-            if c {
-                if let Some(t) = self.threshold {
-                    c = payload.len() >= t;
-                }
-            }
-            self.compress_message = c;
-            self.first_fragment = false;
+            compress && self.deflater.is_some() && self.threshold.is_none_or(|t| len >= t)
         } else {
-            op = OP_CONTINUATION;
+            self.compress_message
         }
-        let rsv1 = self.compress_message && op != OP_CONTINUATION;
-        if fin {
-            self.first_fragment = true;
-        }
+    }
+
+    /// Opcode and RSV1 of the next data frame; advances the fragment state.
+    /// A continuation fragment gets opcode 0 and the first fragment's
+    /// compression, as in ws.
+    fn next_frame(&mut self, len: usize, opcode: u8, fin: bool, compress: bool) -> (u8, bool) {
+        let compressed = self.would_compress(len, compress);
+        let op = if self.first_fragment { opcode } else { OP_CONTINUATION };
+        self.compress_message = compressed;
+        self.first_fragment = fin;
+        (op, compressed && op != OP_CONTINUATION)
+    }
+
+    /// Appends one data frame (`opcode` 1 or 2).
+    pub fn data(&mut self, out: &mut Vec<u8>, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) {
+        let (op, rsv1) = self.next_frame(payload.len(), opcode, fin, compress);
         match self.deflater.as_mut().filter(|_| self.compress_message) {
             Some(d) => {
                 let mut z = Vec::new();
@@ -53,20 +55,24 @@ impl Encoder {
         }
     }
 
+    /// Appends only the header of an unmasked, uncompressed data frame whose
+    /// payload the caller writes from its own memory. Returns false, with
+    /// nothing written, when the frame is to be compressed.
+    pub fn data_header(&mut self, out: &mut Vec<u8>, len: usize, opcode: u8, fin: bool, compress: bool) -> bool {
+        if self.would_compress(len, compress) {
+            return false;
+        }
+        let (op, rsv1) = self.next_frame(len, opcode, fin, compress);
+        write_header(out, fin, rsv1, op, len, None);
+        true
+    }
+
     /// Appends a control frame (close, ping or pong).
     pub fn control(&mut self, out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
         write_frame(out, true, false, opcode, payload, mask);
     }
 }
 
-/// Writes a frame header for `len` bytes and masks `payload` in place, for
-/// callers that send the payload from its own buffer.
-pub fn header_for(out: &mut Vec<u8>, opcode: u8, fin: bool, payload: &mut [u8], mask: Option<[u8; 4]>) {
-    write_header(out, fin, false, opcode, payload.len(), mask);
-    if let Some(m) = mask {
-        apply_mask(payload, m, 0);
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -85,6 +91,18 @@ mod tests {
         let mut out = vec![];
         e.control(&mut out, OP_PING, b"", Some([0; 4]));
         assert_eq!(out, vec![0x89, 0x80, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn header_only_frames_follow_the_fragment_state() {
+        let mut e = Encoder::new(None, None);
+        let mut out = vec![];
+        assert!(e.data_header(&mut out, 3, OP_BINARY, false, false));
+        e.data(&mut out, b"x", OP_BINARY, true, false, None);
+        assert_eq!(out, vec![0x02, 3, 0x80, 1, b'x']);
+        let mut z = Encoder::new(Some(Deflater::new(15, false, -1)), None);
+        assert!(!z.data_header(&mut out, 3, OP_BINARY, true, true));
+        assert!(z.data_header(&mut out, 3, OP_BINARY, true, false));
     }
 
     #[test]

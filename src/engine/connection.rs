@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 
 use super::batch::Batch;
+use super::outq::{OutQueue, Wrote};
 use super::uv::{self, Handle};
 use crate::core::receiver::Receiver;
 use crate::core::sender::Encoder;
@@ -41,8 +42,9 @@ pub struct Conn {
     pub owner: *mut std::ffi::c_void,
     pub receiver: Receiver,
     pub encoder: Encoder,
-    out: Vec<u8>,
-    out_head: usize,
+    out: OutQueue,
+    /// Tokens of external payloads written out, for the engine to release.
+    pub released: Vec<usize>,
     written: u64,
     acks: VecDeque<u64>,
     pub poll_events: c_int,
@@ -77,8 +79,8 @@ impl Conn {
             owner: std::ptr::null_mut(),
             receiver,
             encoder,
-            out: Vec::new(),
-            out_head: 0,
+            out: OutQueue::default(),
+            released: Vec::new(),
             written: 0,
             acks: VecDeque::new(),
             poll_events: 0,
@@ -91,31 +93,42 @@ impl Conn {
         }
     }
 
-    /// The write queue, taking a buffer from `pool` when it has none.
+    /// The write queue's byte buffer, for raw bytes (the 101 response).
     pub fn out(&mut self, pool: &mut BufPool) -> &mut Vec<u8> {
-        if self.out.capacity() == 0 {
-            self.out = pool.take();
-        }
-        &mut self.out
+        self.out.bytes(pool)
     }
 
     pub fn encode_data(&mut self, pool: &mut BufPool, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) {
-        self.out(pool);
-        self.encoder.data(&mut self.out, payload, opcode, fin, compress, mask);
+        self.encoder.data(self.out.bytes(pool), payload, opcode, fin, compress, mask);
+    }
+
+    /// Queues an unmasked, uncompressed data frame whose payload is written
+    /// from `ptr` without a copy; false (nothing queued) if it would be
+    /// compressed.
+    pub fn queue_external(&mut self, pool: &mut BufPool, ptr: *const u8, len: usize, token: usize, opcode: u8, fin: bool, compress: bool) -> bool {
+        if !self.encoder.data_header(self.out.bytes(pool), len, opcode, fin, compress) {
+            return false;
+        }
+        self.out.push_external(ptr, len, token);
+        true
     }
 
     pub fn encode_control(&mut self, pool: &mut BufPool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
-        self.out(pool);
-        self.encoder.control(&mut self.out, opcode, payload, mask);
+        self.encoder.control(self.out.bytes(pool), opcode, payload, mask);
     }
 
     pub fn pending(&self) -> usize {
-        self.out.len() - self.out_head
+        self.out.pending()
     }
 
     /// Asks for a send callback once everything queued so far is written.
     pub fn want_ack(&mut self) {
         self.acks.push_back(self.written + self.pending() as u64);
+    }
+
+    /// Drops the write queue (the socket is closing).
+    pub fn discard_output(&mut self, pool: &mut BufPool) {
+        self.out.discard(&mut self.released, pool);
     }
 
     /// Send callbacks still waiting; they fail when the socket closes.
@@ -166,23 +179,8 @@ impl Conn {
     /// that are fully written and, once the queue is empty after `end()`,
     /// shuts down the write side.
     pub fn flush(&mut self, batch: &mut Batch, pool: &mut BufPool) -> Io {
-        while self.out_head < self.out.len() {
-            let rest = &self.out[self.out_head..];
-            let n = unsafe { libc::send(self.fd, rest.as_ptr() as *const _, rest.len(), libc::MSG_NOSIGNAL) };
-            if n >= 0 {
-                self.out_head += n as usize;
-                self.written += n as u64;
-            } else {
-                match errno() {
-                    libc::EAGAIN => break,
-                    libc::EINTR => continue,
-                    e => return Io::Failed(e),
-                }
-            }
-        }
-        if self.out_head == self.out.len() {
-            self.out_head = 0;
-            pool.give(std::mem::take(&mut self.out));
+        if let Wrote::Failed(e) = self.out.write_to(self.fd, &mut self.written, &mut self.released, pool) {
+            return Io::Failed(e);
         }
         let mut acked = 0;
         while self.acks.front().is_some_and(|&end| end <= self.written) {

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod connection;
 pub mod dispatch;
+pub mod outq;
 pub mod uv;
 
 use std::collections::HashMap;
@@ -49,6 +50,14 @@ impl ConnConfig {
             None => (Receiver::new(self.receiver, None), Encoder::new(None, None)),
         }
     }
+}
+
+/// What became of an external send.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    Queued,
+    Gone,
+    NotQueued,
 }
 
 /// How a frame is masked.
@@ -187,6 +196,19 @@ impl Engine {
         true
     }
 
+    /// Queues a data frame whose payload is written from JS memory without a
+    /// copy; `js_ref` (a napi reference keeping it alive) is released once
+    /// written. On `Gone` or `NotQueued` the caller still owns `js_ref`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_external(&mut self, id: u32, ptr: *const u8, len: usize, js_ref: sys::napi_ref, opcode: u8, fin: bool, compress: bool, ack: bool) -> Sent {
+        let Some(c) = self.conn(id) else { return Sent::Gone };
+        if !c.queue_external(&mut self.bufs, ptr, len, js_ref as usize, opcode, fin, compress) {
+            return Sent::NotQueued;
+        }
+        self.queued(c, ack);
+        Sent::Queued
+    }
+
     /// Queues a close, ping or pong frame. Returns false when the connection is gone.
     pub fn send_control(&mut self, id: u32, opcode: u8, payload: &[u8], mask: Masking, ack: bool) -> bool {
         let Some(c) = self.conn(id) else { return false };
@@ -262,7 +284,15 @@ impl Engine {
             Io::Done => self.close_conn(c, 0),
             Io::Failed(e) => self.close_conn(c, e),
         }
+        self.release(c);
         self.wake();
+    }
+
+    /// Lets go of the JS buffers whose bytes are written (or dropped).
+    fn release(&mut self, c: &mut Conn) {
+        for token in c.released.drain(..) {
+            unsafe { sys::napi_delete_reference(self.env, token as sys::napi_ref) };
+        }
     }
 
     fn update_poll(&mut self, c: &mut Conn) {
@@ -288,6 +318,8 @@ impl Engine {
         }
         c.closed = true;
         self.conns.remove(&c.id);
+        c.discard_output(&mut self.bufs);
+        self.release(c);
         let failed = c.take_unacked();
         if failed > 0 {
             self.batch.ack(c.id, 0, failed);

@@ -1,0 +1,209 @@
+//! A connection's write queue: frame bytes in a pooled buffer, plus big
+//! payloads written straight from JS memory (kept alive by a token the
+//! caller releases once they are written). One sendmsg per flush.
+
+use std::collections::VecDeque;
+use std::ffi::c_int;
+
+use super::connection::BufPool;
+
+/// A payload in memory the queue does not own.
+struct Seg {
+    /// Position in `buf` the payload goes after.
+    at: usize,
+    ptr: *const u8,
+    len: usize,
+    done: usize,
+    token: usize,
+}
+
+#[derive(Default)]
+pub struct OutQueue {
+    buf: Vec<u8>,
+    head: usize,
+    segs: VecDeque<Seg>,
+    seg_bytes: usize,
+}
+
+const MAX_IOV: usize = 64;
+
+pub enum Wrote {
+    /// Everything is written.
+    All,
+    /// The kernel's buffer is full.
+    Blocked,
+    Failed(i32),
+}
+
+impl OutQueue {
+    /// The byte buffer, taking one from `pool` when there is none.
+    pub fn bytes(&mut self, pool: &mut BufPool) -> &mut Vec<u8> {
+        if self.buf.capacity() == 0 {
+            self.buf = pool.take();
+        }
+        &mut self.buf
+    }
+
+    /// Queues `len` bytes at `ptr`, to be written after what is queued now.
+    /// The memory must stay valid until `token` comes back from `write_to`.
+    pub fn push_external(&mut self, ptr: *const u8, len: usize, token: usize) {
+        self.segs.push_back(Seg { at: self.buf.len(), ptr, len, done: 0, token });
+        self.seg_bytes += len;
+    }
+
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.head + self.seg_bytes
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Writes what the kernel takes; `written` grows by the bytes written and
+    /// `released` gets the tokens of external payloads fully written.
+    pub fn write_to(&mut self, fd: c_int, written: &mut u64, released: &mut Vec<usize>, pool: &mut BufPool) -> Wrote {
+        let result = loop {
+            if self.pending() == 0 {
+                break Wrote::All;
+            }
+            let mut iov: [libc::iovec; MAX_IOV] = unsafe { std::mem::zeroed() };
+            let (count, total) = self.gather(&mut iov);
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = iov.as_mut_ptr();
+            msg.msg_iovlen = count as _;
+            let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+            if n < 0 {
+                match std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) {
+                    libc::EINTR => continue,
+                    libc::EAGAIN => break Wrote::Blocked,
+                    e => break Wrote::Failed(e),
+                }
+            }
+            *written += n as u64;
+            self.advance(n as usize, released);
+            if (n as usize) < total {
+                break Wrote::Blocked;
+            }
+        };
+        if self.pending() == 0 {
+            self.head = 0;
+            pool.give(std::mem::take(&mut self.buf));
+        }
+        result
+    }
+
+    /// Fills `iov` with the queue in order; returns (entries, bytes).
+    fn gather(&self, iov: &mut [libc::iovec; MAX_IOV]) -> (usize, usize) {
+        let mut count = 0;
+        let mut total = 0;
+        let mut pos = self.head;
+        let mut push = |ptr: *const u8, len: usize, count: &mut usize| {
+            if len > 0 && *count < MAX_IOV {
+                iov[*count] = libc::iovec { iov_base: ptr as *mut _, iov_len: len };
+                *count += 1;
+                total += len;
+            }
+        };
+        for s in &self.segs {
+            if count >= MAX_IOV - 1 {
+                break;
+            }
+            push(unsafe { self.buf.as_ptr().add(pos) }, s.at - pos, &mut count);
+            push(unsafe { s.ptr.add(s.done) }, s.len - s.done, &mut count);
+            pos = s.at;
+        }
+        push(unsafe { self.buf.as_ptr().add(pos) }, self.buf.len() - pos, &mut count);
+        (count, total)
+    }
+
+    fn advance(&mut self, mut n: usize, released: &mut Vec<usize>) {
+        while n > 0 {
+            match self.segs.front_mut() {
+                Some(s) if s.at == self.head => {
+                    let take = n.min(s.len - s.done);
+                    s.done += take;
+                    self.seg_bytes -= take;
+                    n -= take;
+                    if s.done == s.len {
+                        released.push(s.token);
+                        self.segs.pop_front();
+                    }
+                }
+                next => {
+                    let limit = next.map_or(self.buf.len(), |s| s.at);
+                    let take = n.min(limit - self.head);
+                    self.head += take;
+                    n -= take;
+                }
+            }
+        }
+        // Zero-length leftovers at the head (none are queued, but be safe).
+        while self.segs.front().is_some_and(|s| s.at == self.head && s.done == s.len) {
+            if let Some(s) = self.segs.pop_front() {
+                released.push(s.token);
+            }
+        }
+    }
+
+    /// Drops everything queued; returns the tokens still held.
+    pub fn discard(&mut self, released: &mut Vec<usize>, pool: &mut BufPool) {
+        released.extend(self.segs.drain(..).map(|s| s.token));
+        self.seg_bytes = 0;
+        self.head = 0;
+        pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socketpair() -> (c_int, c_int) {
+        let mut fds = [0; 2];
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0, fds.as_mut_ptr()) };
+        (fds[0], fds[1])
+    }
+
+    fn read_all(fd: c_int) -> Vec<u8> {
+        let mut out = vec![];
+        let mut buf = [0u8; 65536];
+        loop {
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut _, buf.len()) };
+            if n <= 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+    }
+
+    #[test]
+    fn interleaves_bytes_and_external_payloads_in_order() {
+        let (a, b) = socketpair();
+        let mut pool = BufPool::default();
+        let mut q = OutQueue::default();
+        let big1 = vec![1u8; 300_000];
+        let big2 = vec![2u8; 10];
+        q.bytes(&mut pool).extend_from_slice(b"h1");
+        q.push_external(big1.as_ptr(), big1.len(), 11);
+        q.bytes(&mut pool).extend_from_slice(b"h2");
+        q.push_external(big2.as_ptr(), big2.len(), 22);
+        q.bytes(&mut pool).extend_from_slice(b"tail");
+        let want: Vec<u8> = [&b"h1"[..], &big1, b"h2", &big2, b"tail"].concat();
+        let (mut written, mut released, mut got) = (0u64, vec![], vec![]);
+        while q.pending() > 0 {
+            match q.write_to(a, &mut written, &mut released, &mut pool) {
+                Wrote::Failed(e) => panic!("errno {e}"),
+                _ => got.extend(read_all(b)),
+            }
+        }
+        got.extend(read_all(b));
+        assert_eq!(got, want);
+        assert_eq!(written as usize, want.len());
+        assert_eq!(released, vec![11, 22]);
+        assert_eq!(q.capacity(), 0);
+        unsafe {
+            libc::close(a);
+            libc::close(b);
+        }
+    }
+}
