@@ -42,7 +42,7 @@ describe('native engine', () => {
     }
 
     assert.strictEqual(fdCount(), before);
-    assert.deepStrictEqual(engineStats(), [0, 0]);
+    assert.deepStrictEqual(engineStats().slice(0, 2), [0, 0]);
     await closeServer(wss);
   });
 

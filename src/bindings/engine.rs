@@ -145,10 +145,23 @@ impl NativeEngine {
         self.engine().buffered_amount(id) as f64
     }
 
-    /// `[connections, heap bytes they hold]`, for tests and benchmarks.
+    /// `[connections, heap bytes they hold, malloc in use, malloc total]`,
+    /// for tests and benchmarks (the last two are 0 where glibc is absent).
     #[napi]
     pub fn stats(&self) -> Vec<f64> {
         let e = self.engine();
-        vec![e.connection_count() as f64, e.held_bytes() as f64]
+        let (used, total) = malloc_stats();
+        vec![e.connection_count() as f64, e.held_bytes() as f64, used, total]
     }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn malloc_stats() -> (f64, f64) {
+    let m = unsafe { libc::mallinfo2() };
+    (m.uordblks as f64, (m.arena + m.hblkhd) as f64)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn malloc_stats() -> (f64, f64) {
+    (0.0, 0.0)
 }
