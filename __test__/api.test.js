@@ -211,4 +211,38 @@ describe('API parity', () => {
       server.close();
     });
   });
+
+  it('closes servers with ws 8 semantics', async () => {
+    await same(async (WebSocket, log) => {
+      const wss = new WebSocket.WebSocketServer({ port: 0, host: '127.0.0.1' });
+      await once(wss, 'listening');
+      const client = new WebSocket(`ws://127.0.0.1:${wss.address().port}`);
+      const [[server]] = await Promise.all([once(wss, 'connection'), once(client, 'open')]);
+      wss.on('close', () => log.push(['server close event']));
+      // The internal HTTP server closes once its connections have ended.
+      const closed = new Promise((r) => wss.close((err) => r(log.push(['first close', err ? err.message : null]))));
+      await new Promise((r) => setImmediate(r));
+      log.push(['clients still open', server.readyState, client.readyState, wss.clients.size]);
+      client.close();
+      await closed;
+      await new Promise((r) => wss.close((err) => r(log.push(['second close', err ? err.message : null]))));
+      attempt(log, 'address', () => wss.address());
+      const noServer = new WebSocket.WebSocketServer({ noServer: true });
+      attempt(log, 'noServer address', () => noServer.address());
+      await new Promise((r) => noServer.close((err) => r(log.push(['noServer close', err ? err.message : null]))));
+      attempt(log, 'bad options', () => new WebSocket.WebSocketServer({ port: 0, noServer: true }));
+      attempt(log, 'no options', () => new WebSocket.WebSocketServer());
+    });
+  });
+
+  it('reports EADDRINUSE through the error event', async () => {
+    await same(async (WebSocket, log) => {
+      const a = new WebSocket.WebSocketServer({ port: 0, host: '127.0.0.1' });
+      await once(a, 'listening');
+      const b = new WebSocket.WebSocketServer({ port: a.address().port, host: '127.0.0.1' });
+      const [err] = await once(b, 'error');
+      log.push(['error', err.code]);
+      await new Promise((r) => a.close(r));
+    });
+  });
 });

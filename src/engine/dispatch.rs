@@ -30,6 +30,7 @@ thread_local! {
 }
 
 const ARENAS_KEPT: usize = 8;
+const SMALL_ARENA: usize = 16 * 1024;
 const ARENA_KEEP_MAX: usize = 8 << 20;
 
 pub fn recycled_arena() -> Vec<u8> {
@@ -90,7 +91,15 @@ pub unsafe fn batch_args(env: sys::napi_env, batch: &mut Batch) -> [sys::napi_va
         std::ptr::copy_nonoverlapping(tape.as_ptr() as *const u8, data as *mut u8, tape.len() * 4);
     }
     sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, tape.len(), ab, 0, &mut ta);
-    let arena = give_to_js(env, std::mem::replace(&mut batch.arena, recycled_arena()), Some(free_arena));
+    // A small arena is cheaper to copy than to hand over with a finalizer.
+    let arena = if batch.arena.len() < SMALL_ARENA {
+        let mut out = null_mut();
+        sys::napi_create_buffer_copy(env, batch.arena.len(), batch.arena.as_ptr() as *const c_void, null_mut(), &mut out);
+        batch.arena.clear();
+        out
+    } else {
+        give_to_js(env, std::mem::replace(&mut batch.arena, recycled_arena()), Some(free_arena))
+    };
     let mut bigs = null_mut();
     if batch.bigs.is_empty() {
         sys::napi_get_undefined(env, &mut bigs);
