@@ -117,9 +117,12 @@ describe('integration', () => {
         // waits in the socket until the upgrade completes.
         setTimeout(() => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)), 20);
       });
+      let serverClosed;
+      const serverDone = new Promise((r) => (serverClosed = r));
       wss.on('connection', (ws) => {
         record(ws, log);
         ws.on('message', () => ws.close(4001, 'late'));
+        ws.on('close', serverClosed);
       });
       const port = await listen(server);
       const net = require('net');
@@ -132,9 +135,18 @@ describe('integration', () => {
           'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'
       );
       sock.write(Buffer.concat([Buffer.from([0x81, 0x85]), mask, payload]));
-      sock.on('data', () => {});
+      // Answer the server's close frame so that the closing handshake ends.
+      let received = Buffer.alloc(0);
+      sock.on('data', (d) => {
+        received = Buffer.concat([received, d]);
+        const body = received.indexOf('\r\n\r\n');
+        if (body !== -1 && received[body + 4] === 0x88 && !sock.answered) {
+          sock.answered = true;
+          sock.write(Buffer.concat([Buffer.from([0x88, 0x80]), mask]));
+        }
+      });
       sock.on('end', () => sock.end());
-      await once(sock, 'close');
+      await Promise.all([once(sock, 'close'), serverDone]);
       server.close();
     });
   });
