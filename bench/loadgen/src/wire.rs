@@ -13,6 +13,8 @@ pub struct Client {
     pub rbuf: Vec<u8>,
     pub deflate: Option<Deflate>,
     mask_state: u32,
+    /// Uncompressed frames are not buffered: (opcode, length, bytes still to skip).
+    skipping: Option<(u8, usize, usize)>,
 }
 
 pub struct Deflate {
@@ -58,6 +60,7 @@ pub async fn connect(addr: &str, path: &str, deflate: bool) -> io::Result<Client
             scratch: Vec::new(),
         }),
         mask_state: 0x9e37_79b9,
+        skipping: None,
     })
 }
 
@@ -124,6 +127,16 @@ impl Client {
     pub fn frames(&mut self, seen: &mut Vec<(u8, usize)>) {
         let mut pos = 0;
         loop {
+            if let Some((op, len, rest)) = self.skipping {
+                let take = rest.min(self.rbuf.len() - pos);
+                pos += take;
+                if take < rest {
+                    self.skipping = Some((op, len, rest - take));
+                    break;
+                }
+                self.skipping = None;
+                seen.push((op, len));
+            }
             let b = &self.rbuf[pos..];
             if b.len() < 2 {
                 break;
@@ -138,11 +151,17 @@ impl Client {
                 126 | 127 => break,
                 n => (n as usize, 2),
             };
+            let opcode = b[0] & 0x0f;
+            let compressed = b[0] & 0x40 != 0;
+            if !compressed && b.len() < hl + len {
+                // Count it once its payload has gone by, without keeping it.
+                self.skipping = Some((opcode, len, len));
+                pos += hl;
+                continue;
+            }
             if b.len() < hl + len {
                 break;
             }
-            let opcode = b[0] & 0x0f;
-            let compressed = b[0] & 0x40 != 0;
             let mut size = len;
             if compressed {
                 if let Some(d) = self.deflate.as_mut() {
