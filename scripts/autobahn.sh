@@ -5,6 +5,10 @@
 #   bash scripts/autobahn.sh            all cases
 #   bash scripts/autobahn.sh --ci       cases 1-7, 10, 12.1 and 13.1
 #   bash scripts/autobahn.sh --ws       the same run against ws, for comparison
+#   bash scripts/autobahn.sh --cases '["9.3.1"]'   a chosen set of cases
+#
+# AUTOBAHN_DEFAULT_LIMITS=1 keeps the default maxFragments (the runner
+# raises it, since 9.3.1 and 9.4.1 send 65,536 fragments).
 #
 # wstest needs Python 2.7. The script uses pyenv's 2.7 when present, else
 # installs Debian bullseye's python2.7, and keeps a virtualenv with
@@ -15,12 +19,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 home=${AUTOBAHN_HOME:-$HOME/.cache/ws-native/autobahn}
 cases='["*"]'
 impl=native
-for arg in "$@"; do
-  case "$arg" in
+while [ $# -gt 0 ]; do
+  case "$1" in
     --ci) cases='["1.*","2.*","3.*","4.*","5.*","6.*","7.*","10.*","12.1.*","13.1.*"]' ;;
     --ws) impl=ws ;;
-    *) echo "unknown argument $arg" >&2; exit 2 ;;
+    --cases) cases=$2; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
 find_python2() {

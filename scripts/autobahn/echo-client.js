@@ -6,7 +6,10 @@
 const impl = process.argv[4] === 'ws' ? require('ws') : require('../..');
 const base = process.argv[2];
 const agent = process.argv[3];
-const options = { perMessageDeflate: true, maxFragments: 1 << 20 };
+const options = {
+  perMessageDeflate: true,
+  ...(process.env.AUTOBAHN_DEFAULT_LIMITS ? {} : { maxFragments: 1 << 20 })
+};
 
 function open(path, onMessage) {
   return new Promise((resolve) => {

@@ -8,7 +8,7 @@ const wss = new impl.WebSocketServer({
   port: +process.argv[2],
   host: '127.0.0.1',
   perMessageDeflate: true,
-  maxFragments: 1 << 20
+  ...(process.env.AUTOBAHN_DEFAULT_LIMITS ? {} : { maxFragments: 1 << 20 })
 });
 
 wss.on('connection', (ws) => {
