@@ -7,18 +7,9 @@ const assert = require('assert');
 const { describe, it } = require('node:test');
 const { once } = require('events');
 
-const { IMPLS, closeServer, describeError, record, startServer } = require('./helpers');
+const { closeServer, describeError, record, sameForBoth, startServer } = require('./helpers');
 
-/** Runs `scenario(impl, log)` for both implementations; the logs must match. */
-async function same(scenario) {
-  const logs = {};
-  for (const impl of ['ws', 'native']) {
-    logs[impl] = [];
-    await scenario(IMPLS[impl], logs[impl], impl);
-  }
-  assert.deepStrictEqual(logs.native, logs.ws);
-  return logs.ws;
-}
+const same = (scenario) => sameForBoth(assert, scenario);
 
 function attempt(log, label, fn) {
   try {

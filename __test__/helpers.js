@@ -135,6 +135,28 @@ async function assertSameAsWs(assert, script, options) {
   return ref;
 }
 
+/**
+ * Runs `scenario(WebSocket, log, impl)` with ws, then with ws-native; the
+ * logs must be equal. With `sides`, entries are compared per side (their
+ * first element), since two sides in one process interleave differently.
+ */
+async function sameForBoth(assert, scenario, { sides } = {}) {
+  const logs = {};
+  for (const impl of ['ws', 'native']) {
+    logs[impl] = [];
+    await scenario(IMPLS[impl], logs[impl], impl);
+  }
+  if (!sides) {
+    assert.deepStrictEqual(logs.native, logs.ws);
+    return logs.ws;
+  }
+  for (const side of [...sides, undefined]) {
+    const pick = (log) => log.filter((e) => (side ? e[0] === side : !sides.includes(e[0])));
+    assert.deepStrictEqual(pick(logs.native), pick(logs.ws), side || 'other');
+  }
+  return logs.ws;
+}
+
 /** Builds a frame: `mask` is a 4-byte Buffer or null. */
 function frame(opcode, payload, { fin = true, rsv = 0, mask = null, length } = {}) {
   payload = Buffer.from(payload || []);
@@ -268,6 +290,7 @@ module.exports = {
   rawClient,
   rawServer,
   record,
+  sameForBoth,
   serverUrl,
   startServer,
   statusCodeOf

@@ -15,17 +15,9 @@ const { Duplex, PassThrough } = require('stream');
 const { describe, it } = require('node:test');
 const { once } = require('events');
 
-const { IMPLS, describeError, record } = require('./helpers');
+const { describeError, record, sameForBoth } = require('./helpers');
 
-async function same(scenario) {
-  const logs = {};
-  for (const impl of ['ws', 'native']) {
-    logs[impl] = [];
-    await scenario(IMPLS[impl], logs[impl]);
-  }
-  assert.deepStrictEqual(logs.native, logs.ws);
-  return logs.ws;
-}
+const same = (scenario) => sameForBoth(assert, scenario);
 
 function listen(server) {
   server.listen(0, '127.0.0.1');

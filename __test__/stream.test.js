@@ -6,7 +6,7 @@
 const assert = require('assert');
 const { describe, it } = require('node:test');
 
-const { IMPLS, closeServer, describeError, startServer } = require('./helpers');
+const { closeServer, describeError, sameForBoth, startServer } = require('./helpers');
 
 function watch(duplex, ws, log, tag) {
   duplex.on('data', (d) => log.push([tag, 'data', String(d)]));
@@ -17,21 +17,7 @@ function watch(duplex, ws, log, tag) {
   ws.on('close', (code) => log.push([tag, 'ws close', code]));
 }
 
-/**
- * Runs `scenario` on both implementations. Client and server live in one
- * process here, so only the order of each side's own events is compared.
- */
-async function same(scenario) {
-  const logs = {};
-  for (const impl of ['ws', 'native']) {
-    logs[impl] = [];
-    await scenario(IMPLS[impl], logs[impl], impl);
-  }
-  for (const side of ['client', 'server', undefined]) {
-    const pick = (log) => log.filter((e) => (side ? e[0] === side : e[0] !== 'client' && e[0] !== 'server'));
-    assert.deepStrictEqual(pick(logs.native), pick(logs.ws), side || 'other');
-  }
-}
+const same = (scenario) => sameForBoth(assert, scenario, { sides: ['client', 'server'] });
 
 async function pairOf(WebSocket, impl) {
   const wss = await startServer(impl);
