@@ -185,6 +185,23 @@ for (const tls of [false, true]) describe(`differential over ${tls ? 'TLS (strea
     );
   });
 
+  it('writes frames pre-encoded with Sender.frame(), as socket.io broadcasts do', async () => {
+    await assertSameAsWs(assert, {
+      server(ws) {
+        const { Sender } = ws.constructor;
+        const frame = Sender.frame(Buffer.from('4["news",1]'), { readOnly: false, mask: false, rsv1: false, opcode: 1, fin: true });
+        ws._sender.sendFrame(frame, (err) => {
+          ws._sender.sendFrame(Sender.frame(Buffer.alloc(70000, 1), { readOnly: true, mask: false, opcode: 2, fin: true }));
+          ws.send(`callback ${err}`);
+        });
+      },
+      client(ws) {
+        let n = 0;
+        ws.on('message', () => ++n === 3 && ws.close());
+      }
+    });
+  });
+
   it('calls send callbacks after the data is written', async () => {
     await assertSameAsWs(assert, {
       server(ws) {

@@ -236,9 +236,10 @@ describe('client handshake', () => {
 
 describe('module shape', () => {
   it('exports what ws exports, less its internal stream classes', () => {
-    // ws's Receiver and Sender are Node streams over its JS parser; they have
-    // no honest counterpart here yet (see README).
-    const internal = ['PerMessageDeflate', 'Receiver', 'Sender'];
+    // ws's Receiver is a Node stream over its JS parser and its
+    // PerMessageDeflate drives Node's zlib; neither has an honest
+    // counterpart here (see README). Sender has frame() and sendFrame().
+    const internal = ['PerMessageDeflate', 'Receiver'];
     const keys = (o) => Object.keys(o).filter((k) => !internal.includes(k)).sort();
     assert.deepStrictEqual(keys(IMPLS.native), keys(IMPLS.ws));
     assert.strictEqual(IMPLS.native.WebSocket, IMPLS.native);
@@ -251,6 +252,7 @@ describe('module shape', () => {
 
   it('has an ESM entry', async () => {
     const mod = await import('ws-native');
+    assert.strictEqual(mod.Sender, IMPLS.native.Sender);
     assert.strictEqual(mod.default, IMPLS.native);
     assert.strictEqual(mod.WebSocketServer, IMPLS.native.WebSocketServer);
     assert.strictEqual(typeof mod.createWebSocketStream, 'function');

@@ -106,6 +106,15 @@ class NativeTransport {
     this._queued(ok, cb);
   }
 
+  /** Writes buffers that already form frames (ws's `sender.sendFrame`). */
+  raw(list, cb) {
+    let ok = !this.closed;
+    for (let i = 0; i < list.length && ok; i++) {
+      ok = engine.sendRaw(this.id, list[i], !!cb && i === list.length - 1);
+    }
+    this._queued(ok, cb);
+  }
+
   _queued(ok, cb) {
     if (!cb) return;
     if (ok) this.callbacks.push(cb);

@@ -39,6 +39,13 @@ class StreamTransport {
     this.socket.write(this.core.encodeControl(opcode, data, flags, key), cb);
   }
 
+  raw(list, cb) {
+    this.socket.cork();
+    for (let i = 0; i < list.length - 1; i++) this.socket.write(list[i]);
+    this.socket.write(list[list.length - 1], cb);
+    this.socket.uncork();
+  }
+
   end() {
     this.socket.end();
   }

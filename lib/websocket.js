@@ -6,6 +6,7 @@
 const EventEmitter = require('events');
 
 const PerMessageDeflate = require('./permessage-deflate');
+const Sender = require('./sender');
 const nativeTransport = require('./native-transport');
 const { toArrayBuffer, toBuffer } = require('./buffer-util');
 const {
@@ -48,6 +49,7 @@ class WebSocket extends EventEmitter {
     this._readyState = CONNECTING;
     this._transport = null;
     this._socket = null;
+    this._sender = null;
     this._bufferedAmount = 0;
     this._deferred = null;
 
@@ -137,6 +139,7 @@ class WebSocket extends EventEmitter {
       this._transport = require('./stream-transport').attach(socket, this, config);
     }
 
+    this._sender = new Sender(this);
     this._readyState = OPEN;
     this.emit('open');
   }

@@ -120,6 +120,16 @@ impl NativeEngine {
         Ok(ok)
     }
 
+    /// Queues bytes that already form frames.
+    #[napi]
+    pub fn send_raw(&mut self, env: Env, id: u32, data: Unknown, ack: bool) -> Result<bool> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
+        let ok = self.engine().send_raw(id, bytes, ack);
+        self.scratch = scratch;
+        Ok(ok)
+    }
+
     #[napi]
     pub fn end(&mut self, id: u32) {
         self.engine().end(id);

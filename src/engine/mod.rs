@@ -209,6 +209,14 @@ impl Engine {
         Sent::Queued
     }
 
+    /// Queues bytes that are already a frame (`Sender.frame()` output).
+    pub fn send_raw(&mut self, id: u32, bytes: &[u8], ack: bool) -> bool {
+        let Some(c) = self.conn(id) else { return false };
+        c.out(&mut self.bufs).extend_from_slice(bytes);
+        self.queued(c, ack);
+        true
+    }
+
     /// Queues a close, ping or pong frame. Returns false when the connection is gone.
     pub fn send_control(&mut self, id: u32, opcode: u8, payload: &[u8], mask: Masking, ack: bool) -> bool {
         let Some(c) = self.conn(id) else { return false };
