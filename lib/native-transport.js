@@ -70,7 +70,7 @@ class NativeTransport {
     this.ws = ws;
     this.closed = false;
     this.finished = false;
-    this.callbacks = [];
+    this.callbacks = null;
     this.onFinish = null;
   }
 
@@ -117,15 +117,24 @@ class NativeTransport {
 
   _queued(ok, cb) {
     if (!cb) return;
-    if (ok) this.callbacks.push(cb);
-    else process.nextTick(cb, destroyedError());
+    if (!ok) process.nextTick(cb, destroyedError());
+    else if (this.callbacks === null) this.callbacks = [cb];
+    else this.callbacks.push(cb);
   }
 
   _ack(ok, failed) {
-    for (let i = 0; i < ok; i++) this.callbacks.shift()(null);
-    if (failed > 0) {
-      const err = destroyedError();
-      for (let i = 0; i < failed; i++) this.callbacks.shift()(err);
+    const callbacks = this.callbacks;
+    let err = null;
+    try {
+      for (; ok > 0; ok--) callbacks.shift()(null);
+      for (err = failed > 0 ? destroyedError() : null; failed > 0; failed--) callbacks.shift()(err);
+    } finally {
+      // When a callback threw (it was taken but not counted), the rest
+      // still run, after the error is reported.
+      const restOk = ok > 0 ? ok - 1 : 0;
+      const restFailed = ok > 0 ? failed : Math.max(failed - 1, 0);
+      if (restOk + restFailed > 0) process.nextTick(() => this._ack(restOk, restFailed));
+      if (callbacks.length === 0 && this.callbacks === callbacks) this.callbacks = null;
     }
   }
 

@@ -50,7 +50,7 @@ const MAX_RESERVE: u64 = 1 << 20;
 
 pub struct Receiver {
     cfg: ReceiverConfig,
-    inflater: Option<Inflater>,
+    inflater: Option<Box<Inflater>>,
     state: State,
     hdr: [u8; MAX_HEADER],
     hdr_have: usize,
@@ -75,7 +75,7 @@ impl Receiver {
     pub fn new(cfg: ReceiverConfig, inflater: Option<Inflater>) -> Self {
         Receiver {
             cfg,
-            inflater,
+            inflater: inflater.map(Box::new),
             state: State::Header,
             hdr: [0; MAX_HEADER],
             hdr_have: 0,

@@ -5,7 +5,8 @@ use super::deflate::Deflater;
 use super::frame::{write_frame, write_header, OP_CONTINUATION};
 
 pub struct Encoder {
-    deflater: Option<Deflater>,
+    /// Boxed: most connections have none, and an idle one should stay small.
+    deflater: Option<Box<Deflater>>,
     /// Smallest message to compress; ws applies it only when our side
     /// negotiated no_context_takeover.
     threshold: Option<usize>,
@@ -15,7 +16,7 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(deflater: Option<Deflater>, threshold: Option<usize>) -> Self {
-        Encoder { deflater, threshold, first_fragment: true, compress_message: false }
+        Encoder { deflater: deflater.map(Box::new), threshold, first_fragment: true, compress_message: false }
     }
 
     pub fn has_deflate(&self) -> bool {
