@@ -148,8 +148,7 @@ impl Engine {
         if dup < 0 {
             return Err(format!("fcntl(F_DUPFD_CLOEXEC) failed: {}", std::io::Error::last_os_error()));
         }
-        let flags = libc::fcntl(dup, libc::F_GETFL);
-        libc::fcntl(dup, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        // The duplicate shares the original's O_NONBLOCK, and uv_poll_init sets it too.
         let one: c_int = 1;
         libc::setsockopt(dup, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const c_int as *const c_void, 4);
 
