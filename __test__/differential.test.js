@@ -46,6 +46,19 @@ for (const tls of [false, true]) describe(`differential over ${tls ? 'TLS (strea
     );
   });
 
+  it('sends falsy data as ws does', async () => {
+    await assertSameAsWs(assert, {
+      server(ws) {
+        ws.send(false);
+        ws.send(0);
+        ws.ping(false);
+        ws.send(null);
+        ws.send('');
+        ws.close();
+      }
+    });
+  });
+
   it('echoes a 16 MiB message', async () => {
     await assertSameAsWs(assert, echo([crypto.randomBytes(16 * 1024 * 1024)]));
   });

@@ -221,7 +221,7 @@ class WebSocket extends EventEmitter {
     }
 
     if (mask === undefined) mask = !this._isServer;
-    const payload = data === undefined || data === null || data === '' ? EMPTY_BUFFER : data;
+    const payload = data || EMPTY_BUFFER;
     const size = typeof payload === 'string' ? Buffer.byteLength(payload) : isBlob(payload) ? payload.size : toBuffer(payload).length;
     if (size > 125) {
       throw new RangeError('The data size must not be greater than 125 bytes');
@@ -270,7 +270,7 @@ class WebSocket extends EventEmitter {
       this._sendBlob(data, (buf) => this._transport.send(buf, opts.binary, opts.fin, compress, mask, cb), cb);
       return;
     }
-    const payload = data === undefined || data === null ? EMPTY_BUFFER : typeof data === 'string' ? data : toBuffer(data);
+    const payload = !data ? EMPTY_BUFFER : typeof data === 'string' ? data : toBuffer(data);
     this._write(() => this._transport.send(payload, opts.binary, opts.fin, compress, mask, cb));
   }
 
