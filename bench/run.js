@@ -32,7 +32,7 @@ const SCENARIOS = [
   { name: 'echo 1 MiB binary, 4 x 2', args: ['echo', '--conns', '4', '--inflight', '2', '--size', String(1 << 20), '--binary'], metric: 'mb_per_s', unit: 'MB/s', target: 1.3 },
   { name: 'echo 4 KiB JSON, deflate, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--json', '--deflate'], server: ['--deflate'], metric: 'msgs_per_s', unit: 'msg/s', target: 5 },
   { name: 'RSS per idle conn, 5000 conns', idle: 5000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true },
-  { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.8, lowerIsBetter: true, extra: 'p99_us' },
+  { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.8, lowerIsBetter: true, extra: 'p99_us', floor: true },
   { name: 'handshakes/s (open + close), 8 at once', args: ['handshakes', '--conns', '8'], metric: 'conns_per_s', unit: 'conn/s', target: 1 },
   { name: 'broadcast to 1000 clients, 32 B', args: ['broadcast', '--conns', '1000', '--inflight', '8', '--size', '32'], metric: 'deliveries_per_s', unit: 'msg/s', target: 3 }
 ].filter((s) => !only || s.name.includes(only));
@@ -58,7 +58,8 @@ function lines(stream, onLine) {
 }
 
 async function startServer(impl, extra = []) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'server.js'), impl, ...extra], {
+  const script = impl === 'net-floor' ? ['net-floor.js'] : ['server.js', impl];
+  const child = spawn(process.execPath, [path.join(__dirname, script[0]), ...script.slice(1), ...extra], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit']
   });
@@ -156,9 +157,11 @@ function perMessageUs(r) {
 async function main() {
   buildLoadgen();
   const rows = [];
+  const floors = [];
   for (const s of SCENARIOS) {
     const results = {};
     for (const impl of impls) results[impl] = await measure(impl, s);
+    if (s.floor) floors.push([s, await measure('net-floor', s), results[impls[1]]]);
     const [a, b] = [results[impls[0]], results[impls[1]]];
     const ratio = b ? a[s.metric] / b[s.metric] : undefined;
     const ok = ratio === undefined ? '' : s.lowerIsBetter ? ratio <= s.target : ratio >= s.target;
@@ -182,6 +185,10 @@ async function main() {
     });
     const target = `${s.lowerIsBetter ? '<=' : '>='} ${s.target}x`;
     console.log(`| ${[s.name, ...vals, ratio === undefined ? '-' : `${fmt(ratio)}x`, target, ok === '' ? '-' : ok ? 'yes' : 'no', ...cpuPer, ...lg].join(' | ')} |`);
+  }
+  for (const [s, floor, ref] of floors) {
+    const vsRef = ref ? ` = ${fmt(floor[s.metric] / ref[s.metric])}x ${impls[1]}` : '';
+    console.log(`\nFloor for "${s.name}": a plain Node net server doing no WebSocket work: ${fmt(floor[s.metric])} ${s.unit}${vsRef}.`);
   }
 }
 
