@@ -7,7 +7,9 @@
 const assert = require('assert');
 const { it } = require('node:test');
 
-const { MASK, closeServer, frame, rawClient, record, startServer } = require('./helpers');
+const zlib = require('zlib');
+
+const { IMPLS, MASK, closeServer, frame, rawClient, rawServer, record, startServer } = require('./helpers');
 
 function prng(seed) {
   let x = seed >>> 0 || 1;
@@ -19,13 +21,22 @@ function prng(seed) {
   };
 }
 
+/** A compressed payload: deflate of random text, sometimes corrupted. */
+function deflated(rand, len) {
+  const text = Buffer.alloc(len);
+  for (let k = 0; k < len; k++) text[k] = 0x61 + Math.floor(rand() * 3);
+  const z = zlib.deflateRawSync(text, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).subarray(0, -4);
+  if (rand() < 0.3 && z.length) z[Math.floor(rand() * z.length)] ^= 0xff;
+  return z;
+}
+
 /**
  * A few frames, mostly well formed, with random flags, opcodes and payloads.
  * Fragments of a text message stay ASCII: ws checks UTF-8 when a message
  * ends and ws-native as each fragment arrives, so bad bytes there plus a
  * second error later would be reported differently (a documented difference).
  */
-function randomWire(rand) {
+function randomWire(rand, { mask = MASK, deflate = false } = {}) {
   const parts = [];
   const n = 1 + Math.floor(rand() * 4);
   for (let i = 0; i < n; i++) {
@@ -33,49 +44,63 @@ function randomWire(rand) {
     const fin = rand() < 0.8;
     const ascii = opcode === 0 || (opcode === 1 && !fin);
     const len = rand() < 0.8 ? Math.floor(rand() * 40) : Math.floor(rand() * 200);
-    const payload = Buffer.alloc(len);
+    const compress = deflate && (opcode === 1 || opcode === 2) && fin && rand() < 0.6;
+    let payload = Buffer.alloc(len);
     for (let k = 0; k < len; k++) {
       payload[k] = ascii || rand() < 0.7 ? 0x61 + Math.floor(rand() * 26) : Math.floor(rand() * 256);
     }
+    if (compress) payload = deflated(rand, len);
     if (opcode === 8 && len >= 2 && rand() < 0.7) payload.writeUInt16BE([1000, 1001, 1005, 3000, 4999, 999][Math.floor(rand() * 6)]);
     parts.push(
       frame(opcode, payload, {
         fin,
-        rsv: rand() < 0.1 ? Math.floor(rand() * 8) : 0,
-        mask: rand() < 0.95 ? MASK : null
+        rsv: compress ? 4 : rand() < 0.1 ? Math.floor(rand() * 8) : 0,
+        mask: rand() < 0.95 ? mask : mask ? null : MASK
       })
     );
   }
   if (rand() < 0.2) parts.push(Buffer.from([Math.floor(rand() * 256), Math.floor(rand() * 256)]));
+  // End with a clean close, so that every conversation finishes on its own.
+  parts.push(frame(8, Buffer.from([0x03, 0xe8]), { mask }));
   return Buffer.concat(parts);
 }
 
-async function serverSees(impl, bytes, maxPayload) {
-  const wss = await startServer(impl, { maxPayload });
+async function serverSees(impl, bytes, maxPayload, extensions) {
+  const wss = await startServer(impl, { maxPayload, perMessageDeflate: !!extensions });
   const log = [];
   const closed = new Promise((resolve) => {
     wss.on('connection', (ws) => {
       record(ws, log);
       ws.on('close', resolve);
-      // A peer that stops half way through gets closed by the test.
-      ws.on('message', () => {});
     });
   });
-  const frames = rawClient(wss.address().port, bytes, {
-    onOpen: (sock) => setImmediate(() => sock.end())
-  });
+  const frames = rawClient(wss.address().port, bytes, { extensions });
   const [sent] = await Promise.all([frames, closed]);
   await closeServer(wss);
   return { log, sent };
 }
 
-it('random frames get the same events and replies from ws and ws-native', async () => {
-  const rand = prng(20261122);
-  for (let i = 0; i < 300; i++) {
-    const wire = randomWire(rand);
-    const maxPayload = rand() < 0.3 ? 64 : undefined;
-    const ref = await serverSees('ws', wire, maxPayload);
-    const got = await serverSees('native', wire, maxPayload);
-    assert.deepStrictEqual(got, ref, `case ${i}: ${wire.toString('hex')}`);
+async function clientSees(impl, bytes, maxPayload, extensions) {
+  const { port, result } = await rawServer(bytes, { extensions });
+  const ws = new IMPLS[impl](`ws://127.0.0.1:${port}`, { maxPayload, perMessageDeflate: !!extensions });
+  const log = record(ws, []);
+  await new Promise((resolve) => ws.on('close', resolve));
+  return { log, sent: await result };
+}
+
+for (const side of ['server', 'client']) {
+  for (const deflate of [false, true]) {
+    it(`random frames to a ${side}${deflate ? ' with permessage-deflate' : ''}: same events and replies as ws`, async () => {
+      const rand = prng(20261122 + (side === 'client' ? 7 : 0) + (deflate ? 13 : 0));
+      const sees = side === 'server' ? serverSees : clientSees;
+      const extensions = deflate ? 'permessage-deflate' : undefined;
+      for (let i = 0; i < 150; i++) {
+        const wire = randomWire(rand, { mask: side === 'server' ? MASK : null, deflate });
+        const maxPayload = rand() < 0.3 ? 64 : undefined;
+        const ref = await sees('ws', wire, maxPayload, extensions);
+        const got = await sees('native', wire, maxPayload, extensions);
+        assert.deepStrictEqual(got, ref, `case ${i}: ${wire.toString('hex')}`);
+      }
+    });
   }
-});
+}
