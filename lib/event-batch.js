@@ -65,16 +65,15 @@ function deliverFrame(ws, word, a, b, arena, bigs) {
 /** Send flags, as in src/bindings/args.rs. */
 const F = { FIN: 1, COMPRESS: 2, MASK: 4, ACK: 8, MASK_KEY: 16 };
 
-/** Flags and key for a frame; `mask` is false, true (random) or a 4-byte key. */
+/** Flags for a frame; `mask` is false, true (random key) or a 4-byte key. */
 function frameFlags(fin, compress, mask, cb) {
-  let flags = (fin ? F.FIN : 0) | (compress ? F.COMPRESS : 0) | (cb ? F.ACK : 0);
-  let key;
-  if (mask === true) flags |= F.MASK;
-  else if (mask) {
-    flags |= F.MASK_KEY;
-    key = mask.readUInt32BE(0);
-  }
-  return [flags, key];
+  const flags = (fin ? F.FIN : 0) | (compress ? F.COMPRESS : 0) | (cb ? F.ACK : 0);
+  return mask === true ? flags | F.MASK : mask ? flags | F.MASK_KEY : flags;
 }
 
-module.exports = { EV, deliverFrame, frameFlags };
+/** The masking key as a number, when the caller chose one. */
+function maskKey(mask) {
+  return mask && mask !== true ? mask.readUInt32BE(0) : undefined;
+}
+
+module.exports = { EV, deliverFrame, frameFlags, maskKey };

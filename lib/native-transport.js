@@ -5,7 +5,7 @@
 // file turns the batch into calls on each WebSocket.
 
 const binding = require('./binding');
-const { EV, deliverFrame, frameFlags } = require('./event-batch');
+const { EV, deliverFrame, frameFlags, maskKey } = require('./event-batch');
 
 const transports = new Map();
 let engine = null;
@@ -94,15 +94,15 @@ class NativeTransport {
    * Queues a data frame. `mask` is false, true (random key) or a 4-byte key.
    */
   send(data, binary, fin, compress, mask, cb) {
-    const [flags, key] = frameFlags(fin, compress, mask, cb);
-    const ok = !this.closed && engine.send(this.id, data, binary ? 2 : 1, flags, key);
+    const flags = frameFlags(fin, compress, mask, cb);
+    const ok = !this.closed && engine.send(this.id, data, binary ? 2 : 1, flags, maskKey(mask));
     this._queued(ok, cb);
   }
 
   /** Queues a close (8), ping (9) or pong (10) frame. */
   control(opcode, data, mask, cb) {
-    const [flags, key] = frameFlags(false, false, mask, cb);
-    const ok = !this.closed && engine.control(this.id, opcode, data, flags, key);
+    const flags = frameFlags(false, false, mask, cb);
+    const ok = !this.closed && engine.control(this.id, opcode, data, flags, maskKey(mask));
     this._queued(ok, cb);
   }
 

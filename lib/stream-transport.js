@@ -5,7 +5,7 @@
 // JS moves the bytes through the Node stream, as ws does.
 
 const binding = require('./binding');
-const { deliverFrame, frameFlags } = require('./event-batch');
+const { deliverFrame, frameFlags, maskKey } = require('./event-batch');
 const { kWebSocket } = require('./constants');
 
 class StreamTransport {
@@ -30,13 +30,13 @@ class StreamTransport {
   }
 
   send(data, binary, fin, compress, mask, cb) {
-    const [flags, key] = frameFlags(fin, compress, mask, false);
-    this.socket.write(this.core.encode(data, binary ? 2 : 1, flags, key), cb);
+    const flags = frameFlags(fin, compress, mask, false);
+    this.socket.write(this.core.encode(data, binary ? 2 : 1, flags, maskKey(mask)), cb);
   }
 
   control(opcode, data, mask, cb) {
-    const [flags, key] = frameFlags(false, false, mask, false);
-    this.socket.write(this.core.encodeControl(opcode, data, flags, key), cb);
+    const flags = frameFlags(false, false, mask, false);
+    this.socket.write(this.core.encodeControl(opcode, data, flags, maskKey(mask)), cb);
   }
 
   raw(list, cb) {

@@ -44,6 +44,13 @@ pub unsafe fn payload<'a>(env: sys::napi_env, v: sys::napi_value, scratch: &'a m
     Ok(if len == 0 { &[] } else { std::slice::from_raw_parts(data as *const u8, len) })
 }
 
+/// Runs `f` on the bytes of `data`: a string's UTF-8 (kept in `scratch`) or
+/// an ArrayBufferView's own bytes.
+pub fn with_bytes<R>(env: &Env, data: &Unknown, scratch: &mut Vec<u8>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    let bytes = unsafe { payload(env.raw(), napi::JsValue::raw(data), scratch) }?;
+    Ok(f(bytes))
+}
+
 pub fn masking(flags: u32, key: u32) -> Masking {
     if flags & F_MASK_KEY != 0 {
         Masking::Key(key.to_be_bytes())

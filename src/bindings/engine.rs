@@ -6,7 +6,7 @@ use napi_derive::napi;
 
 use napi::sys;
 
-use super::args::{conn_config, js_err, masking, payload, F_ACK, F_COMPRESS, F_FIN, F_MASK, F_MASK_KEY};
+use super::args::{conn_config, js_err, masking, with_bytes, F_ACK, F_COMPRESS, F_FIN, F_MASK, F_MASK_KEY};
 use crate::engine::{Engine, Sent};
 
 /// Buffers at least this big are sent from JS memory without a copy.
@@ -27,7 +27,7 @@ impl NativeEngine {
         Ok(NativeEngine { eng, scratch: Vec::new() })
     }
 
-    fn engine(&self) -> &mut Engine {
+    fn engine(&self) -> &'static mut Engine {
         // The engine lives until the environment's cleanup hook frees it,
         // after which JS can no longer call in.
         unsafe { &mut *self.eng }
@@ -58,19 +58,18 @@ impl NativeEngine {
                 return Ok(sent);
             }
         }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
-        let ok = self.engine().send_data(
-            id,
-            bytes,
-            opcode as u8,
-            flags & F_FIN != 0,
-            flags & F_COMPRESS != 0,
-            masking(flags, mask_key.unwrap_or(0)),
-            flags & F_ACK != 0,
-        );
-        self.scratch = scratch;
-        Ok(ok)
+        let eng = self.engine();
+        with_bytes(&env, &data, &mut self.scratch, |bytes| {
+            eng.send_data(
+                id,
+                bytes,
+                opcode as u8,
+                flags & F_FIN != 0,
+                flags & F_COMPRESS != 0,
+                masking(flags, mask_key.unwrap_or(0)),
+                flags & F_ACK != 0,
+            )
+        })
     }
 
     /// Big unmasked buffers are written from JS memory, held by a reference
@@ -113,21 +112,17 @@ impl NativeEngine {
     /// Queues a close (8), ping (9) or pong (10) frame.
     #[napi]
     pub fn control(&mut self, env: Env, id: u32, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<bool> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
-        let ok = self.engine().send_control(id, opcode as u8, bytes, masking(flags, mask_key.unwrap_or(0)), flags & F_ACK != 0);
-        self.scratch = scratch;
-        Ok(ok)
+        let eng = self.engine();
+        with_bytes(&env, &data, &mut self.scratch, |bytes| {
+            eng.send_control(id, opcode as u8, bytes, masking(flags, mask_key.unwrap_or(0)), flags & F_ACK != 0)
+        })
     }
 
     /// Queues bytes that already form frames.
     #[napi]
     pub fn send_raw(&mut self, env: Env, id: u32, data: Unknown, ack: bool) -> Result<bool> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
-        let ok = self.engine().send_raw(id, bytes, ack);
-        self.scratch = scratch;
-        Ok(ok)
+        let eng = self.engine();
+        with_bytes(&env, &data, &mut self.scratch, |bytes| eng.send_raw(id, bytes, ack))
     }
 
     #[napi]

@@ -2,10 +2,9 @@
 //! engine cannot adopt (TLS sockets, arbitrary Duplex streams).
 
 use napi::bindgen_prelude::*;
-use napi::JsValue;
 use napi_derive::napi;
 
-use super::args::{conn_config, masking, payload, F_COMPRESS, F_FIN};
+use super::args::{conn_config, masking, with_bytes, F_COMPRESS, F_FIN};
 use crate::core::mask::MaskPool;
 use crate::core::receiver::Receiver;
 use crate::core::sender::Encoder;
@@ -78,12 +77,10 @@ impl StreamCore {
         mask_key: Option<u32>,
         write: impl FnOnce(&mut Encoder, &mut Vec<u8>, &[u8], Option<[u8; 4]>),
     ) -> Result<Buffer> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let bytes = unsafe { payload(env.raw(), data.raw(), &mut scratch) }?;
         let key = masking(flags, mask_key.unwrap_or(0)).key(&mut self.masks);
+        let encoder = &mut self.encoder;
         let mut out = Vec::new();
-        write(&mut self.encoder, &mut out, bytes, key);
-        self.scratch = scratch;
+        with_bytes(env, data, &mut self.scratch, |bytes| write(encoder, &mut out, bytes, key))?;
         Ok(out.into())
     }
 }
