@@ -1,5 +1,7 @@
 'use strict';
 
+const { isAnyArrayBuffer } = require('util').types;
+
 const { EMPTY_BUFFER } = require('./constants');
 
 const FastBuffer = Buffer[Symbol.species];
@@ -25,12 +27,13 @@ function toArrayBuffer(buf) {
 
 /**
  * Views `data` as a Buffer without copying where possible. Sets
- * `toBuffer.readOnly` to false when it had to copy.
+ * `toBuffer.readOnly` to false when it had to copy. Checks by internal type,
+ * not instanceof, so that values from any realm (vm contexts, jsdom) work.
  */
 function toBuffer(data) {
   toBuffer.readOnly = true;
   if (Buffer.isBuffer(data)) return data;
-  if (data instanceof ArrayBuffer) return new FastBuffer(data);
+  if (isAnyArrayBuffer(data)) return new FastBuffer(data);
   if (ArrayBuffer.isView(data)) {
     return new FastBuffer(data.buffer, data.byteOffset, data.byteLength);
   }

@@ -2,6 +2,7 @@
 
 // Decoding of the Rust side's event batches (src/engine/batch.rs): a tape of
 // four-word records plus an arena of payload bytes, used by both transports.
+// Incoming only; how frames go out is in frame-flags.js.
 
 const { FastBuffer } = require('./buffer-util');
 const { kStatusCode } = require('./constants');
@@ -62,18 +63,4 @@ function deliverFrame(ws, word, a, b, arena, bigs) {
   }
 }
 
-/** Send flags, as in src/bindings/args.rs. */
-const F = { FIN: 1, COMPRESS: 2, MASK: 4, ACK: 8, MASK_KEY: 16 };
-
-/** Flags for a frame; `mask` is false, true (random key) or a 4-byte key. */
-function frameFlags(fin, compress, mask, cb) {
-  const flags = (fin ? F.FIN : 0) | (compress ? F.COMPRESS : 0) | (cb ? F.ACK : 0);
-  return mask === true ? flags | F.MASK : mask ? flags | F.MASK_KEY : flags;
-}
-
-/** The masking key as a number, when the caller chose one. */
-function maskKey(mask) {
-  return mask && mask !== true ? mask.readUInt32BE(0) : undefined;
-}
-
-module.exports = { EV, deliverFrame, frameFlags, maskKey };
+module.exports = { EV, deliverFrame };

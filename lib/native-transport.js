@@ -2,17 +2,23 @@
 
 // The native transport: a plain TCP (or IPC) socket whose fd the Rust engine
 // has adopted. The engine delivers one batch of events per loop turn; this
-// file turns the batch into calls on each WebSocket.
+// file turns the batch into calls on each WebSocket and on its socket, which
+// stays the application's live connection (adopted-socket.js).
 
 const binding = require('./binding');
-const { EV, deliverFrame, frameFlags, maskKey } = require('./event-batch');
+const { EV, deliverFrame } = require('./event-batch');
+const { frameFlags, maskKey } = require('./frame-flags');
+const { keepLive } = require('./adopted-socket');
+const { watch } = require('./socket-events');
 
 const transports = new Map();
 let engine = null;
 
 // The batch being delivered. Kept in module state so that, when a listener
 // throws, the engine can report the error and call `onBatch()` again to go
-// on with the rest.
+// on with the rest. Null when no batch is half-delivered: a call without a
+// batch then comes after a throw in a nextTick or microtask, with nothing
+// left to deliver.
 let tape = null;
 let arena = null;
 let bigs = null;
@@ -24,6 +30,8 @@ function onBatch(t, ar, bg) {
     arena = ar;
     bigs = bg;
     pos = 0;
+  } else if (tape === null) {
+    return;
   }
   while (pos < tape.length) {
     const word = tape[pos];
@@ -31,31 +39,25 @@ function onBatch(t, ar, bg) {
     const a = tape[pos + 2];
     const b = tape[pos + 3];
     pos += 4;
-    if (tr === undefined || deliverFrame(tr.ws, word, a, b, arena, bigs)) continue;
+    if (tr === undefined) continue;
+    if (tr.timed) tr.socket._unrefTimer();
+    if (deliverFrame(tr.ws, word, a, b, arena, bigs)) continue;
     switch (word & 0x7f) {
       case EV.ACK:
         tr._ack(a, b);
         break;
       case EV.EOF:
-        tr.ws._onEnd();
+        tr.socket.push(null);
         break;
       case EV.FINISH:
         tr._finish();
         break;
       case EV.CLOSED:
-        // A net socket emits 'close' after its 'finish' listeners (queued
-        // with process.nextTick) have run; so does this transport.
-        transports.delete(tr.id);
-        tr.closed = true;
-        process.nextTick(onClosed, tr.ws);
+        tr._closed(a);
         break;
     }
   }
   tape = arena = bigs = null;
-}
-
-function onClosed(ws) {
-  ws._onClose();
 }
 
 function destroyedError() {
@@ -64,26 +66,30 @@ function destroyedError() {
   return err;
 }
 
+/** The error a socket operation failed with, as Node words it. */
+function errnoError(errno, syscall) {
+  const { getSystemErrorName } = require('util');
+  const code = getSystemErrorName(-errno);
+  const err = new Error(`${syscall} ${code}`);
+  err.errno = -errno;
+  err.code = code;
+  err.syscall = syscall;
+  return err;
+}
+
 class NativeTransport {
-  constructor(id, ws) {
+  constructor(id, ws, socket) {
     this.id = id;
     this.ws = ws;
+    this.socket = socket;
+    /** No more writes: the socket was destroyed or the engine closed it. */
     this.closed = false;
-    this.finished = false;
+    this.engineClosed = false;
+    this.socketGone = false;
+    this.timed = false;
     this.callbacks = null;
-    this.onFinish = null;
-  }
-
-  /** Runs `cb` once the write side is shut down (`socket.once('finish')`). */
-  whenFinished(cb) {
-    (this.onFinish || (this.onFinish = [])).push(cb);
-  }
-
-  _finish() {
-    this.finished = true;
-    const waiting = this.onFinish;
-    this.onFinish = null;
-    if (waiting) for (const cb of waiting) cb();
+    this.finalCb = null;
+    this.counts = null;
   }
 
   get bufferedAmount() {
@@ -116,6 +122,7 @@ class NativeTransport {
   }
 
   _queued(ok, cb) {
+    if (this.timed) this.socket._unrefTimer();
     if (!cb) return;
     if (!ok) process.nextTick(cb, destroyedError());
     else if (this.callbacks === null) this.callbacks = [cb];
@@ -139,20 +146,93 @@ class NativeTransport {
   }
 
   end() {
-    if (!this.closed) engine.end(this.id);
+    this.socket.end();
   }
 
   destroy() {
-    if (!this.closed) engine.destroy(this.id);
+    this.socket.destroy();
   }
 
   pause() {
-    if (!this.closed) engine.pause(this.id);
+    this.socket.pause();
   }
 
   resume() {
-    if (!this.closed) engine.resume(this.id);
+    this.socket.resume();
   }
+
+  // ---- The adopted socket's stream methods (adopted-socket.js). ----
+
+  /** A raw `socket.write()`: queued behind the frames sent so far. */
+  write(bytes) {
+    if (this.timed) this.socket._unrefTimer();
+    return !this.closed && engine.sendRaw(this.id, bytes, false);
+  }
+
+  writeError() {
+    return destroyedError();
+  }
+
+  /** `socket.end()`: `cb` runs once the queue is written and the FIN sent. */
+  final(cb) {
+    if (this.closed) return cb();
+    this.finalCb = cb;
+    engine.end(this.id);
+  }
+
+  /** `socket.destroy()`: the engine lets go of the connection too. */
+  detach() {
+    if (this.closed) return;
+    this.closed = true;
+    engine.destroy(this.id);
+    this.counts = engine.counters(this.id);
+  }
+
+  setPaused(paused) {
+    if (this.closed) return;
+    if (paused) engine.pause(this.id);
+    else engine.resume(this.id);
+  }
+
+  counter(i) {
+    return (this.counts || engine.counters(this.id))[i];
+  }
+
+  // ---- Records from the engine. ----
+
+  _finish() {
+    const cb = this.finalCb;
+    this.finalCb = null;
+    if (cb) cb();
+  }
+
+  /** The engine closed the connection (errno 0: both directions ended). */
+  _closed(errno) {
+    transports.delete(this.id);
+    this.engineClosed = true;
+    if (!this.closed) {
+      this.closed = true;
+      this.counts = engine.counters(this.id);
+      // An error is the socket's, as Node reports it; a clean end lets the
+      // 'end' and 'finish' already queued come first.
+      if (errno) this.socket.destroy(errnoError(errno, errno === 32 ? 'write' : 'read'));
+      else process.nextTick(destroySocket, this.socket);
+    }
+    if (this.socketGone) this.ws._onClose();
+  }
+
+  /**
+   * The socket emitted 'close'. The WebSocket closes once the engine's last
+   * records for the connection (send callbacks among them) are delivered.
+   */
+  socketClosed() {
+    this.socketGone = true;
+    if (this.engineClosed) this.ws._onClose();
+  }
+}
+
+function destroySocket(socket) {
+  socket.destroy();
 }
 
 /** Whether the engine can take this socket over. */
@@ -164,13 +244,14 @@ function canAdopt(socket) {
     handle != null &&
     typeof handle.fd === 'number' &&
     handle.fd >= 0 &&
+    typeof handle.readStop === 'function' &&
     socket.writableLength === 0
   );
 }
 
 /**
- * Hands `socket` to the engine. Bytes Node already read (`head`, then the
- * socket's readable buffer) are parsed first; `initial` is written first.
+ * Hands `socket`'s fd to the engine. Bytes Node already read (`head`, then
+ * the socket's readable buffer) are parsed first; `initial` is written first.
  * Returns null, with the socket untouched, when the engine refuses it.
  */
 function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
@@ -189,15 +270,11 @@ function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
     return null;
   }
 
-  // Cache the addresses while the handle is still there.
-  void socket.remoteAddress, socket.remotePort, socket.remoteFamily;
-  void socket.localAddress, socket.localPort;
-
-  const tr = new NativeTransport(id, ws);
+  const tr = new NativeTransport(id, ws, socket);
   transports.set(id, tr);
-
-  socket.on('error', () => {});
-  socket.destroy();
+  socket.setTimeout(0);
+  keepLive(socket, tr);
+  watch(socket, ws);
   return tr;
 }
 

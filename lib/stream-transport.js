@@ -5,8 +5,10 @@
 // JS moves the bytes through the Node stream, as ws does.
 
 const binding = require('./binding');
-const { deliverFrame, frameFlags, maskKey } = require('./event-batch');
+const { deliverFrame } = require('./event-batch');
+const { frameFlags, maskKey } = require('./frame-flags');
 const { kWebSocket } = require('./constants');
+const { watch } = require('./socket-events');
 
 class StreamTransport {
   constructor(socket, ws, config) {
@@ -14,14 +16,6 @@ class StreamTransport {
     this.ws = ws;
     this.closed = false;
     this.core = new binding.StreamCore(config.isServer, config.limits, config.deflate);
-  }
-
-  get finished() {
-    return !!(this.socket._writableState && this.socket._writableState.finished);
-  }
-
-  whenFinished(cb) {
-    this.socket.once('finish', cb);
   }
 
   get bufferedAmount() {
@@ -61,6 +55,13 @@ class StreamTransport {
   resume() {
     this.socket.resume();
   }
+
+  /** The socket emitted 'close'. */
+  socketClosed() {
+    this.socket.removeListener('data', onData);
+    this.closed = true;
+    this.ws._onClose();
+  }
 }
 
 function onData(chunk) {
@@ -73,38 +74,14 @@ function onData(chunk) {
   }
 }
 
-function onEnd() {
-  this[kWebSocket]._onEnd();
-}
-
-function onClose() {
-  const ws = this[kWebSocket];
-  this.removeListener('data', onData);
-  this.removeListener('end', onEnd);
-  ws._transport.closed = true;
-  ws._onClose();
-}
-
-function onError() {
-  const ws = this[kWebSocket];
-  this.removeListener('error', onError);
-  this.on('error', () => {});
-  ws._readyState = 2;
-  this.destroy();
-}
-
 /** Drives `ws` over `socket`; `config.initial` is written first. */
 function attach(socket, ws, config) {
   const tr = new StreamTransport(socket, ws, config);
-  socket[kWebSocket] = ws;
   if (socket.setTimeout) socket.setTimeout(0);
   if (socket.setNoDelay) socket.setNoDelay();
   if (config.initial) socket.write(config.initial);
   if (config.head && config.head.length > 0) socket.unshift(config.head);
-  socket.on('close', onClose);
-  socket.on('data', onData);
-  socket.on('end', onEnd);
-  socket.on('error', onError);
+  watch(socket, ws, onData);
   return tr;
 }
 

@@ -73,13 +73,13 @@ function createWebSocketStream(ws, options) {
       ws.once('open', () => duplex._final(callback));
       return;
     }
-    const transport = ws._transport;
-    if (transport === null) return;
-    if (transport.finished) {
+    const socket = ws._socket;
+    if (socket === null) return;
+    if (socket._writableState.finished) {
       callback();
       if (duplex._readableState.endEmitted) duplex.destroy();
     } else {
-      transport.whenFinished(() => callback());
+      socket.once('finish', () => callback());
       ws.close();
     }
   };

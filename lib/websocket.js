@@ -4,6 +4,7 @@
 // native engine, or a JS stream driving the same Rust core).
 
 const EventEmitter = require('events');
+const { isUint8Array } = require('util').types;
 
 const PerMessageDeflate = require('./permessage-deflate');
 const Sender = require('./sender');
@@ -168,7 +169,11 @@ class WebSocket extends EventEmitter {
       return;
     }
 
-    const payload = closePayload(code, data);
+    this._sendClose(closePayload(code, data));
+  }
+
+  /** Sends a close frame with `payload` (already validated) and starts the close timer. */
+  _sendClose(payload) {
     const key = this._maskFor(!this._isServer);
     this._write(() =>
       this._transport.control(OP_CLOSE, payload, key, (err) => {
@@ -410,8 +415,11 @@ class WebSocket extends EventEmitter {
     this._closeFrameReceived = true;
     this._closeCode = code;
     this._closeMessage = reason.length ? reason : EMPTY_BUFFER;
-    if (code === 1005) this.close();
-    else this.close(code, reason);
+    // The reply echoes the peer's code and reason; they were checked by the
+    // parser, so they do not go through close()'s checks of user input.
+    if (this._readyState !== OPEN) this.close();
+    else if (code === 1005) this._sendClose(EMPTY_BUFFER);
+    else this._sendClose(Buffer.concat([closeCode(code), reason]));
   }
 
   _onProtocolError(err) {
@@ -468,20 +476,25 @@ function closePayload(code, data) {
   if (typeof code !== 'number' || !isValidStatusCode(code)) {
     throw new TypeError('First argument must be a valid error code number');
   }
-  if (data === undefined || !data.length) {
-    const buf = Buffer.allocUnsafe(2);
-    buf.writeUInt16BE(code, 0);
-    return buf;
-  }
+  if (data === undefined || !data.length) return closeCode(code);
+  // As ws: Buffer.byteLength's own TypeError for what has no byte length.
   const length = Buffer.byteLength(data);
   if (length > 123) {
     throw new RangeError('The message must not be greater than 123 bytes');
   }
   const buf = Buffer.allocUnsafe(2 + length);
   buf.writeUInt16BE(code, 0);
+  // isUint8Array, unlike instanceof, holds for arrays of any realm (vm
+  // contexts, jsdom).
   if (typeof data === 'string') buf.write(data, 2);
-  else if (data instanceof Uint8Array) buf.set(data, 2);
+  else if (isUint8Array(data)) buf.set(data, 2);
   else throw new TypeError('Second argument must be a string or a Uint8Array');
+  return buf;
+}
+
+function closeCode(code) {
+  const buf = Buffer.allocUnsafe(2);
+  buf.writeUInt16BE(code, 0);
   return buf;
 }
 

@@ -145,6 +145,14 @@ impl NativeEngine {
         self.engine().set_paused(id, false);
     }
 
+    /// `[bytesRead, bytesWritten]` of the engine's own I/O on `id`; for a
+    /// closed connection its final counts, given once.
+    #[napi]
+    pub fn counters(&mut self, id: u32) -> Vec<f64> {
+        let (read, written) = self.engine().counters(id);
+        vec![read as f64, written as f64]
+    }
+
     #[napi]
     pub fn buffered_amount(&self, id: u32) -> f64 {
         self.engine().buffered_amount(id) as f64

@@ -5,34 +5,10 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 
 use super::batch::Batch;
-use super::outq::{OutQueue, Wrote};
+use super::outq::{BufPool, OutQueue, Wrote};
 use super::uv::{self, Handle};
 use crate::core::receiver::Receiver;
 use crate::core::sender::Encoder;
-
-/// Write buffers shared by all connections: a connection takes one when it
-/// has something to write and gives it back once it is written, so an idle
-/// connection holds none and a busy engine does not allocate per write.
-#[derive(Default)]
-pub struct BufPool {
-    free: Vec<Vec<u8>>,
-}
-
-const POOL_MAX: usize = 64;
-const POOL_BUF_MAX: usize = 1 << 20;
-
-impl BufPool {
-    pub fn take(&mut self) -> Vec<u8> {
-        self.free.pop().unwrap_or_default()
-    }
-
-    pub fn give(&mut self, mut v: Vec<u8>) {
-        if v.capacity() > 0 && v.capacity() <= POOL_BUF_MAX && self.free.len() < POOL_MAX {
-            v.clear();
-            self.free.push(v);
-        }
-    }
-}
 
 pub struct Conn {
     pub id: u32,
@@ -45,7 +21,9 @@ pub struct Conn {
     out: OutQueue,
     /// Tokens of external payloads written out, for the engine to release.
     pub released: Vec<usize>,
-    written: u64,
+    /// Bytes read from and written to the socket by the engine.
+    pub read: u64,
+    pub written: u64,
     acks: VecDeque<u64>,
     pub poll_events: c_int,
     pub paused: bool,
@@ -81,6 +59,7 @@ impl Conn {
             encoder,
             out: OutQueue::default(),
             released: Vec::new(),
+            read: 0,
             written: 0,
             acks: VecDeque::new(),
             poll_events: 0,
@@ -157,6 +136,7 @@ impl Conn {
                 }
             };
             if n > 0 {
+                self.read += n as u64;
                 if !full {
                     break;
                 }

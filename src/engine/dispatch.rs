@@ -112,24 +112,39 @@ pub unsafe fn batch_args(env: sys::napi_env, batch: &mut Batch) -> [sys::napi_va
     [ta, arena, bigs]
 }
 
-/// Delivers the pending batch (the check handle's callback).
+/// Rounds of delivery in one check phase; what is left waits for the next turn.
+const ROUNDS: usize = 16;
+/// Exceptions reported in one delivery before the rest waits for the next turn.
+const MAX_THROWS: usize = 10_000;
+
+/// Delivers the pending batch (the check handle's callback). Records made
+/// while a batch is handled (the send callbacks of the writes it flushed,
+/// closes, finishes) are delivered in the same check phase, as Node runs a
+/// write's callback in the turn its data reached the kernel.
 pub unsafe fn dispatch(eng: *mut Engine) {
     if (*eng).torn_down || (*eng).dispatching {
         return;
+    }
+    for _ in 0..ROUNDS {
+        if (*eng).batch.is_empty() || (*eng).torn_down {
+            break;
+        }
+        deliver(eng);
     }
     if (*eng).batch.is_empty() {
         // Partial frames were read but nothing is complete yet.
         (*eng).batch.arena.clear();
         stop_idle(&mut *eng);
-        return;
     }
+}
+
+unsafe fn deliver(eng: *mut Engine) {
     let env = (*eng).env;
     let mut scope = null_mut();
     if sys::napi_open_handle_scope(env, &mut scope) != OK {
         return;
     }
     let args = batch_args(env, &mut (*eng).batch);
-    let events = (*eng).batch.tape.len() / 4;
     (*eng).batch.clear();
     (*eng).dispatching = true;
     let mut cb = null_mut();
@@ -137,9 +152,12 @@ pub unsafe fn dispatch(eng: *mut Engine) {
     sys::napi_get_reference_value(env, (*eng).callback, &mut cb);
     sys::napi_get_global(env, &mut recv);
     // A listener that throws is reported like one on a `net` socket would be
-    // ('uncaughtException'); then the rest of the batch goes on.
+    // ('uncaughtException'); then JS is called again without arguments to go
+    // on with the rest of the batch. The throw may also come from a
+    // nextTick or a microtask run after the batch; JS then has nothing left
+    // and the call only lets Node run the remaining ticks.
     let mut argc = args.len();
-    for _ in 0..=events {
+    for _ in 0..MAX_THROWS {
         let mut result = null_mut();
         let st = sys::napi_make_callback(env, (*eng).async_ctx, recv, cb, argc, args.as_ptr(), &mut result);
         if st != sys::Status::napi_pending_exception {
@@ -155,9 +173,6 @@ pub unsafe fn dispatch(eng: *mut Engine) {
     (*eng).dispatching = false;
     (*eng).flush_dirty();
     sys::napi_close_handle_scope(env, scope);
-    if (*eng).batch.is_empty() {
-        stop_idle(&mut *eng);
-    }
 }
 
 fn stop_idle(eng: &mut Engine) {

@@ -17,7 +17,8 @@ use crate::core::mask::MaskPool;
 use crate::core::receiver::{Receiver, ReceiverConfig};
 use crate::core::sender::Encoder;
 use batch::Batch;
-use connection::{BufPool, Conn, Io};
+use connection::{Conn, Io};
+use outq::BufPool;
 use uv::{Api, Handle, Loop};
 
 /// permessage-deflate parameters as negotiated, seen from this endpoint.
@@ -86,6 +87,8 @@ pub struct Engine {
     idle: *mut Handle,
     idle_on: bool,
     conns: HashMap<u32, *mut Conn>,
+    /// Byte counts of closed connections, until JS takes them.
+    finals: HashMap<u32, (u64, u64)>,
     next_id: u32,
     batch: Batch,
     bufs: BufPool,
@@ -120,6 +123,7 @@ impl Engine {
             idle: std::ptr::null_mut(),
             idle_on: false,
             conns: HashMap::new(),
+            finals: HashMap::new(),
             next_id: 1,
             batch: Batch::default(),
             bufs: BufPool::default(),
@@ -257,10 +261,24 @@ impl Engine {
         }
     }
 
-    /// Closes at once (`socket.destroy()`); JS hears `closed` in the next batch.
+    /// Closes at once (`socket.destroy()`), after one non-blocking attempt
+    /// to write what is queued: under Node, bytes written before a destroy
+    /// have already reached the kernel, even when they were written inside
+    /// this batch. JS hears `closed` in a batch.
     pub fn destroy(&mut self, id: u32) {
         if let Some(c) = self.conn(id) {
-            self.close_conn(c, 0);
+            let io = c.flush(&mut self.batch, &mut self.bufs);
+            let errno = if let Io::Failed(e) = io { e } else { 0 };
+            self.close_conn(c, errno);
+        }
+    }
+
+    /// `(bytes read, bytes written)` by the engine on connection `id`; for a
+    /// closed one, its final counts, given once.
+    pub fn counters(&mut self, id: u32) -> (u64, u64) {
+        match self.conns.get(&id) {
+            Some(&c) => unsafe { ((*c).read, (*c).written) },
+            None => self.finals.remove(&id).unwrap_or((0, 0)),
         }
     }
 
@@ -325,6 +343,7 @@ impl Engine {
         }
         c.closed = true;
         self.conns.remove(&c.id);
+        self.finals.insert(c.id, (c.read, c.written));
         c.discard_output(&mut self.bufs);
         self.release(c);
         let failed = c.take_unacked();

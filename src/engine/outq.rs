@@ -5,7 +5,30 @@
 use std::collections::VecDeque;
 use std::ffi::c_int;
 
-use super::connection::BufPool;
+
+/// Write buffers shared by all connections: a connection takes one when it
+/// has something to write and gives it back once it is written, so an idle
+/// connection holds none and a busy engine does not allocate per write.
+#[derive(Default)]
+pub struct BufPool {
+    free: Vec<Vec<u8>>,
+}
+
+const POOL_MAX: usize = 64;
+const POOL_BUF_MAX: usize = 1 << 20;
+
+impl BufPool {
+    pub fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    pub fn give(&mut self, mut v: Vec<u8>) {
+        if v.capacity() > 0 && v.capacity() <= POOL_BUF_MAX && self.free.len() < POOL_MAX {
+            v.clear();
+            self.free.push(v);
+        }
+    }
+}
 
 /// A payload in memory the queue does not own.
 struct Seg {
