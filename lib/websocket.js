@@ -44,6 +44,7 @@ class WebSocket extends EventEmitter {
     this._closeTimer = null;
     this._errorEmitted = false;
     this._receiverErrored = false;
+    this._inputEnded = false;
     this._extensions = {};
     this._paused = false;
     this._protocol = '';
@@ -450,14 +451,24 @@ class WebSocket extends EventEmitter {
 
   _onEnd() {
     this._readyState = CLOSING;
+    this._inputEnded = true;
     this._transport.end();
   }
 
+  // The socket closed. As in ws, 'close' is emitted at once when the input
+  // had already ended (or failed); otherwise after the socket's other
+  // 'close' listeners, once the end of the input has been processed.
   _onClose() {
     this._readyState = CLOSING;
     clearTimeout(this._closeTimer);
-    this._inOrder(false, () => this.emitClose());
+    if (this._inputEnded || this._receiverErrored) this._inOrder(false, () => this.emitClose());
+    else process.nextTick(emitCloseInOrder, this);
   }
+}
+
+function emitCloseInOrder(ws) {
+  ws._inputEnded = true;
+  ws._inOrder(false, () => ws.emitClose());
 }
 
 function drainEvents(ws) {
