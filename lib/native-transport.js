@@ -44,7 +44,7 @@ function onBatch(t, ar, bg) {
     if (deliverFrame(tr.ws, word, a, b, arena, bigs)) continue;
     switch (word & 0x7f) {
       case EV.ACK:
-        tr._ack(a, b);
+        tr._ack(a, b, word >>> 8);
         break;
       case EV.EOF:
         tr.socket.push(null);
@@ -64,6 +64,11 @@ function destroyedError() {
   const err = new Error('Cannot call write after a stream was destroyed');
   err.code = 'ERR_STREAM_DESTROYED';
   return err;
+}
+
+/** The error of sends that failed; `reason` as in src/engine/connection.rs. */
+function failedError(reason) {
+  return reason === 1 ? new Error('The socket was closed while data was being compressed') : destroyedError();
 }
 
 /** The error a socket operation failed with, as Node words it. */
@@ -129,18 +134,18 @@ class NativeTransport {
     else this.callbacks.push(cb);
   }
 
-  _ack(ok, failed) {
+  _ack(ok, failed, reason) {
     const callbacks = this.callbacks;
     let err = null;
     try {
       for (; ok > 0; ok--) callbacks.shift()(null);
-      for (err = failed > 0 ? destroyedError() : null; failed > 0; failed--) callbacks.shift()(err);
+      for (err = failed > 0 ? failedError(reason) : null; failed > 0; failed--) callbacks.shift()(err);
     } finally {
       // When a callback threw (it was taken but not counted), the rest
       // still run, after the error is reported.
       const restOk = ok > 0 ? ok - 1 : 0;
       const restFailed = ok > 0 ? failed : Math.max(failed - 1, 0);
-      if (restOk + restFailed > 0) process.nextTick(() => this._ack(restOk, restFailed));
+      if (restOk + restFailed > 0) process.nextTick(() => this._ack(restOk, restFailed, reason));
       if (callbacks.length === 0 && this.callbacks === callbacks) this.callbacks = null;
     }
   }

@@ -238,7 +238,7 @@ class WebSocket extends EventEmitter {
     }
     const bytes = typeof payload === 'string' ? payload : toBuffer(payload);
     const key = this._maskFor(mask);
-    this._write(() => this._transport.control(opcode, bytes, key, cb));
+    this._write(() => this._transport.control(opcode, bytes, key, cb), cb);
   }
 
   /**
@@ -277,21 +277,21 @@ class WebSocket extends EventEmitter {
       return;
     }
     const payload = !data ? EMPTY_BUFFER : typeof data === 'string' ? data : toBuffer(data);
-    this._write(() => this._transport.send(payload, opts.binary, opts.fin, compress, mask, cb));
+    this._write(() => this._transport.send(payload, opts.binary, opts.fin, compress, mask, cb), cb);
   }
 
   // Blobs are read asynchronously; frames sent after one wait for it, so
   // that everything goes out in the order it was sent.
   _sendBlob(blob, write, cb) {
-    const job = { ready: false, run: null };
+    const job = { ready: false, run: null, cb };
     this._defer(job);
     this._bufferedAmount += blob.size;
     blob.arrayBuffer().then(
       (ab) => {
         this._bufferedAmount -= blob.size;
+        if (job.failed) return;
         if (!this._transport || this._transport.closed) {
-          this._deferred = null;
-          if (cb) cb(new Error('The socket was closed while the blob was being read'));
+          this._failDeferred(new Error('The socket was closed while the blob was being read'));
           return;
         }
         const buf = Buffer.from(ab);
@@ -300,18 +300,16 @@ class WebSocket extends EventEmitter {
         this._drainDeferred();
       },
       (err) => {
-        this._deferred = null;
-        process.nextTick(() => {
-          if (cb) cb(err);
-          this._onSenderError(err);
-        });
+        if (job.failed) return;
+        this._failDeferred(err);
+        process.nextTick(() => this._onSenderError(err));
       }
     );
   }
 
   /** Runs `run` now, or after the blobs being read when there are any. */
-  _write(run) {
-    if (this._deferred) this._defer({ ready: true, run });
+  _write(run, cb) {
+    if (this._deferred) this._defer({ ready: true, run, cb });
     else run();
   }
 
@@ -323,6 +321,16 @@ class WebSocket extends EventEmitter {
     const queue = this._deferred;
     while (queue.length && queue[0].ready) queue.shift().run();
     if (!queue.length && this._deferred === queue) this._deferred = null;
+  }
+
+  /** Every send waiting behind a blob fails with `err`, in order, as in ws. */
+  _failDeferred(err) {
+    const queue = this._deferred || [];
+    this._deferred = null;
+    for (const job of queue) job.failed = true;
+    process.nextTick(() => {
+      for (const job of queue) if (job.cb) job.cb(err);
+    });
   }
 
   terminate() {

@@ -57,7 +57,7 @@ impl StreamCore {
     #[napi]
     pub fn encode(&mut self, env: Env, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {
         self.frame(&env, &data, flags, mask_key, |enc, out, bytes, key| {
-            enc.data(out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key)
+            enc.data(out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
         })
     }
 

@@ -43,16 +43,21 @@ impl Encoder {
         (op, compressed && op != OP_CONTINUATION)
     }
 
-    /// Appends one data frame (`opcode` 1 or 2).
-    pub fn data(&mut self, out: &mut Vec<u8>, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) {
+    /// Appends one data frame (`opcode` 1 or 2). Returns whether its payload
+    /// went through the deflater.
+    pub fn data(&mut self, out: &mut Vec<u8>, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) -> bool {
         let (op, rsv1) = self.next_frame(payload.len(), opcode, fin, compress);
         match self.deflater.as_mut().filter(|_| self.compress_message) {
             Some(d) => {
                 let mut z = Vec::new();
                 d.deflate(payload, fin, &mut z);
                 write_frame(out, fin, rsv1, op, &z, mask);
+                true
             }
-            None => write_frame(out, fin, rsv1, op, payload, mask),
+            None => {
+                write_frame(out, fin, rsv1, op, payload, mask);
+                false
+            }
         }
     }
 

@@ -179,6 +179,11 @@ impl Batch {
         self.record(EV_ACK, 0, id, ok, failed);
     }
 
+    /// `failed` sends will not go out; `reason` says why (connection.rs).
+    pub fn ack_failed(&mut self, id: u32, failed: u32, reason: u32) {
+        self.record(EV_ACK, reason, id, 0, failed);
+    }
+
     pub fn eof(&mut self, id: u32) {
         self.record(EV_EOF, 0, id, 0, 0);
     }

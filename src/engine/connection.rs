@@ -10,6 +10,24 @@ use super::uv::{self, Handle};
 use crate::core::receiver::Receiver;
 use crate::core::sender::Encoder;
 
+/// What was queued since a compressed frame, until the next write attempt.
+/// ws compresses on a thread pool, so until then a compressed message and
+/// everything sent after it are not on the socket yet: `bufferedAmount`
+/// counts their payload bytes, and a destroy drops them.
+#[derive(Clone, Copy)]
+pub struct Deferred {
+    /// Where the compressed frame starts in the queue: (bytes, segments).
+    pub mark: (usize, usize),
+    /// Payload bytes of the messages from there on.
+    pub payload: u64,
+    /// Frame bytes queued from there on.
+    pub frames: u64,
+}
+
+/// Why queued sends failed, for their callbacks' error.
+pub const FAILED_CLOSED: u32 = 0;
+pub const FAILED_COMPRESSING: u32 = 1;
+
 pub struct Conn {
     pub id: u32,
     pub fd: c_int,
@@ -25,6 +43,9 @@ pub struct Conn {
     pub read: u64,
     pub written: u64,
     acks: VecDeque<u64>,
+    pub deferred: Option<Deferred>,
+    /// The last write attempt left bytes the kernel did not take.
+    pub blocked: bool,
     pub poll_events: c_int,
     pub paused: bool,
     pub eof: bool,
@@ -62,6 +83,8 @@ impl Conn {
             read: 0,
             written: 0,
             acks: VecDeque::new(),
+            deferred: None,
+            blocked: false,
             poll_events: 0,
             paused: false,
             eof: false,
@@ -78,22 +101,60 @@ impl Conn {
     }
 
     pub fn encode_data(&mut self, pool: &mut BufPool, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) {
-        self.encoder.data(self.out.bytes(pool), payload, opcode, fin, compress, mask);
+        let mark = self.out.mark();
+        let before = self.pending();
+        if self.encoder.data(self.out.bytes(pool), payload, opcode, fin, compress, mask) && self.deferred.is_none() {
+            self.deferred = Some(Deferred { mark, payload: 0, frames: 0 });
+        }
+        self.count_deferred(payload.len(), before);
+    }
+
+    /// Adds a frame queued after `before` bytes to what waits behind a
+    /// compressed one.
+    pub fn count_deferred(&mut self, payload: usize, before: usize) {
+        let after = self.pending();
+        if let Some(d) = self.deferred.as_mut() {
+            d.payload += payload as u64;
+            d.frames += (after - before) as u64;
+        }
+    }
+
+    /// Whether a write now would go out before a compressed frame is "ready".
+    pub fn waits_for_compression(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    /// ws's `bufferedAmount`: the payload of what waits behind a compression,
+    /// plus the frame bytes the kernel refused.
+    pub fn buffered_amount(&self) -> usize {
+        let (payload, frames) = self.deferred.map_or((0, 0), |d| (d.payload as usize, d.frames as usize));
+        payload + if self.blocked { self.pending() - frames } else { 0 }
+    }
+
+    /// Drops what waits behind a compression (the socket is being destroyed).
+    pub fn drop_deferred(&mut self, pool: &mut BufPool) {
+        if let Some(d) = self.deferred.take() {
+            self.out.truncate(d.mark, &mut self.released, pool);
+        }
     }
 
     /// Queues an unmasked, uncompressed data frame whose payload is written
     /// from `ptr` without a copy; false (nothing queued) if it would be
     /// compressed.
     pub fn queue_external(&mut self, pool: &mut BufPool, ptr: *const u8, len: usize, token: usize, opcode: u8, fin: bool, compress: bool) -> bool {
+        let before = self.pending();
         if !self.encoder.data_header(self.out.bytes(pool), len, opcode, fin, compress) {
             return false;
         }
         self.out.push_external(ptr, len, token);
+        self.count_deferred(len, before);
         true
     }
 
     pub fn encode_control(&mut self, pool: &mut BufPool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
+        let before = self.pending();
         self.encoder.control(self.out.bytes(pool), opcode, payload, mask);
+        self.count_deferred(payload.len(), before);
     }
 
     pub fn pending(&self) -> usize {
@@ -108,6 +169,15 @@ impl Conn {
     /// Drops the write queue (the socket is closing).
     pub fn discard_output(&mut self, pool: &mut BufPool) {
         self.out.discard(&mut self.released, pool);
+    }
+
+    /// Why the sends still waiting fail, when the socket closes now.
+    pub fn fail_reason(&self) -> u32 {
+        if self.deferred.is_some() {
+            FAILED_COMPRESSING
+        } else {
+            FAILED_CLOSED
+        }
     }
 
     /// Send callbacks still waiting; they fail when the socket closes.
@@ -159,8 +229,11 @@ impl Conn {
     /// that are fully written and, once the queue is empty after `end()`,
     /// shuts down the write side.
     pub fn flush(&mut self, batch: &mut Batch, pool: &mut BufPool) -> Io {
-        if let Wrote::Failed(e) = self.out.write_to(self.fd, &mut self.written, &mut self.released, pool) {
-            return Io::Failed(e);
+        self.deferred = None;
+        match self.out.write_to(self.fd, &mut self.written, &mut self.released, pool) {
+            Wrote::Failed(e) => return Io::Failed(e),
+            Wrote::Blocked => self.blocked = true,
+            Wrote::All => self.blocked = false,
         }
         let mut acked = 0;
         while self.acks.front().is_some_and(|&end| end <= self.written) {

@@ -125,6 +125,8 @@ pub unsafe fn dispatch(eng: *mut Engine) {
     if (*eng).torn_down || (*eng).dispatching {
         return;
     }
+    // Frames held behind a compression go out now.
+    (*eng).flush_dirty();
     for _ in 0..ROUNDS {
         if (*eng).batch.is_empty() || (*eng).torn_down {
             break;
@@ -134,7 +136,9 @@ pub unsafe fn dispatch(eng: *mut Engine) {
     if (*eng).batch.is_empty() {
         // Partial frames were read but nothing is complete yet.
         (*eng).batch.arena.clear();
-        stop_idle(&mut *eng);
+        if (*eng).dirty.is_empty() {
+            stop_idle(&mut *eng);
+        }
     }
 }
 

@@ -215,7 +215,9 @@ impl Engine {
     /// Queues bytes that are already a frame (`Sender.frame()` output).
     pub fn send_raw(&mut self, id: u32, bytes: &[u8], ack: bool) -> bool {
         let Some(c) = self.conn(id) else { return false };
+        let before = c.pending();
         c.out(&mut self.bufs).extend_from_slice(bytes);
+        c.count_deferred(0, before);
         self.queued(c, ack);
         true
     }
@@ -241,12 +243,14 @@ impl Engine {
     }
 
     /// During a batch, writes wait for its end so that they go out as one;
-    /// otherwise they go out now.
+    /// behind a compressed frame they wait for this turn's check phase (ws
+    /// compresses on a thread pool); otherwise they go out now.
     fn schedule_flush(&mut self, c: &mut Conn) {
-        if self.dispatching {
+        if self.dispatching || c.waits_for_compression() {
             if !c.dirty {
                 c.dirty = true;
                 self.dirty.push(c.id);
+                self.wake();
             }
         } else {
             self.after_io(c, |c, b, p| c.flush(b, p));
@@ -267,9 +271,11 @@ impl Engine {
     /// this batch. JS hears `closed` in a batch.
     pub fn destroy(&mut self, id: u32) {
         if let Some(c) = self.conn(id) {
+            let reason = c.fail_reason();
+            c.drop_deferred(&mut self.bufs);
             let io = c.flush(&mut self.batch, &mut self.bufs);
             let errno = if let Io::Failed(e) = io { e } else { 0 };
-            self.close_conn(c, errno);
+            self.close_conn_as(c, errno, reason);
         }
     }
 
@@ -290,7 +296,7 @@ impl Engine {
     }
 
     pub fn buffered_amount(&self, id: u32) -> usize {
-        self.conn(id).map_or(0, |c| c.pending())
+        self.conn(id).map_or(0, |c| c.buffered_amount())
     }
 
     /// Heap bytes held by connections (for tests of idle memory).
@@ -338,6 +344,12 @@ impl Engine {
     /// Closes the socket; libuv's close callback frees the handle, closes
     /// the fd and drops the connection.
     fn close_conn(&mut self, c: &mut Conn, errno: i32) {
+        let reason = c.fail_reason();
+        self.close_conn_as(c, errno, reason);
+    }
+
+    /// `close_conn`, with the reason the waiting sends fail for.
+    fn close_conn_as(&mut self, c: &mut Conn, errno: i32, reason: u32) {
         if c.closed {
             return;
         }
@@ -348,7 +360,7 @@ impl Engine {
         self.release(c);
         let failed = c.take_unacked();
         if failed > 0 {
-            self.batch.ack(c.id, 0, failed);
+            self.batch.ack_failed(c.id, failed, reason);
         }
         self.batch.closed(c.id, errno);
         self.closing += 1;
@@ -358,7 +370,7 @@ impl Engine {
 
     /// Makes sure the next loop turn does not block while events wait.
     fn wake(&mut self) {
-        if !self.batch.is_empty() && !self.idle_on && !self.torn_down {
+        if (!self.batch.is_empty() || !self.dirty.is_empty()) && !self.idle_on && !self.torn_down {
             self.idle_on = true;
             unsafe { self.api.idle_start(self.idle, on_idle) };
         }

@@ -74,6 +74,26 @@ impl OutQueue {
         self.seg_bytes += len;
     }
 
+    /// The current end of the queue, for `truncate`.
+    pub fn mark(&self) -> (usize, usize) {
+        (self.buf.len(), self.segs.len())
+    }
+
+    /// Drops everything queued after `mark` (taken with no write since);
+    /// the tokens of dropped external payloads go to `released`.
+    pub fn truncate(&mut self, mark: (usize, usize), released: &mut Vec<usize>, pool: &mut BufPool) {
+        let (bytes, segs) = mark;
+        for s in self.segs.drain(segs.min(self.segs.len())..) {
+            self.seg_bytes -= s.len - s.done;
+            released.push(s.token);
+        }
+        self.buf.truncate(bytes.max(self.head));
+        if self.pending() == 0 {
+            self.head = 0;
+            pool.give(std::mem::take(&mut self.buf));
+        }
+    }
+
     pub fn pending(&self) -> usize {
         self.buf.len() - self.head + self.seg_bytes
     }
