@@ -8,6 +8,13 @@
 // end() half-closes after them and destroy() closes both. Everything else
 // (addresses, setKeepAlive, setNoDelay, setTimeout, ref/unref, its events)
 // is Node's own.
+//
+// The socket gets one own property (its transport) and a prototype shared by
+// every adopted socket of its class, which overrides those methods; so an
+// idle connection pays for no closures.
+
+const kTransport = Symbol('ws-native transport');
+const protos = new WeakMap();
 
 function noop() {}
 
@@ -17,59 +24,103 @@ function bytesOf(chunk, encoding) {
   return Buffer.from(chunk, encoding);
 }
 
+/** The prototype of adopted sockets whose class prototype is `base`. */
+function adoptedProto(base) {
+  let proto = protos.get(base);
+  if (proto) return proto;
+  proto = Object.create(base, {
+    _read: { value: noop, writable: true, configurable: true },
+    // Each write is queued at once, behind what the WebSocket sent before
+    // it, so raw writes and frames go out in the order they were made.
+    _write: {
+      writable: true,
+      configurable: true,
+      value(chunk, encoding, cb) {
+        const tr = this[kTransport];
+        cb(tr.write(bytesOf(chunk, encoding)) ? undefined : tr.writeError());
+      }
+    },
+    _writev: {
+      writable: true,
+      configurable: true,
+      value(chunks, cb) {
+        const tr = this[kTransport];
+        let ok = true;
+        for (let i = 0; i < chunks.length && ok; i++) ok = tr.write(bytesOf(chunks[i].chunk, chunks[i].encoding));
+        cb(ok ? undefined : tr.writeError());
+      }
+    },
+    _final: {
+      writable: true,
+      configurable: true,
+      value(cb) {
+        this[kTransport].final(cb);
+      }
+    },
+    _destroy: {
+      writable: true,
+      configurable: true,
+      value(err, cb) {
+        this[kTransport].detach();
+        base._destroy.call(this, err, cb);
+      }
+    },
+    pause: {
+      writable: true,
+      configurable: true,
+      value() {
+        this[kTransport].setPaused(true);
+        return base.pause.call(this);
+      }
+    },
+    resume: {
+      writable: true,
+      configurable: true,
+      value() {
+        this[kTransport].setPaused(false);
+        return base.resume.call(this);
+      }
+    },
+    setTimeout: {
+      writable: true,
+      configurable: true,
+      value(msecs, callback) {
+        this[kTransport].timed = msecs > 0;
+        return base.setTimeout.call(this, msecs, callback);
+      }
+    },
+    bytesRead: {
+      configurable: true,
+      get() {
+        return this[kTransport].counter(0);
+      }
+    },
+    bytesWritten: {
+      configurable: true,
+      get() {
+        return this[kTransport].counter(1);
+      }
+    }
+  });
+  protos.set(base, proto);
+  return proto;
+}
+
 /**
  * Routes `socket`'s I/O to the engine's connection behind `tr`. Call after
- * the last bytes Node had read were taken from it.
+ * the last bytes Node had read were taken from it. `tr.counter(i)` adds
+ * the counts Node's handle had at this point.
  */
 function keepLive(socket, tr) {
   const handle = socket._handle;
-  const proto = Object.getPrototypeOf(socket);
-  const base = { read: handle.bytesRead || 0, written: handle.bytesWritten || 0 };
+  tr.base = [handle.bytesRead || 0, handle.bytesWritten || 0];
   handle.readStop();
   handle.reading = false;
-
-  socket._read = noop;
-  // Each write is queued at once, behind what the WebSocket sent before it,
-  // so raw writes and frames go out in the order they were made.
-  socket._write = function (chunk, encoding, cb) {
-    cb(tr.write(bytesOf(chunk, encoding)) ? undefined : tr.writeError());
-  };
-  socket._writev = function (chunks, cb) {
-    let ok = true;
-    for (let i = 0; i < chunks.length && ok; i++) ok = tr.write(bytesOf(chunks[i].chunk, chunks[i].encoding));
-    cb(ok ? undefined : tr.writeError());
-  };
-  socket._final = function (cb) {
-    tr.final(cb);
-  };
-  socket._destroy = function (err, cb) {
-    tr.detach();
-    proto._destroy.call(this, err, cb);
-  };
-  socket.pause = function () {
-    tr.setPaused(true);
-    return proto.pause.call(this);
-  };
-  socket.resume = function () {
-    tr.setPaused(false);
-    return proto.resume.call(this);
-  };
-  socket.setTimeout = function (msecs, callback) {
-    tr.timed = msecs > 0;
-    return proto.setTimeout.call(this, msecs, callback);
-  };
-  Object.defineProperty(socket, 'bytesRead', {
-    configurable: true,
-    enumerable: false,
-    get: () => base.read + tr.counter(0)
-  });
-  Object.defineProperty(socket, 'bytesWritten', {
-    configurable: true,
-    enumerable: false,
-    get: () => base.written + tr.counter(1)
-  });
+  const base = Object.getPrototypeOf(socket);
+  socket[kTransport] = tr;
+  Object.setPrototypeOf(socket, adoptedProto(base));
   // Flowing, so that the peer's FIN (pushed by the engine) emits 'end'.
-  proto.resume.call(socket);
+  base.resume.call(socket);
 }
 
 module.exports = { keepLive };

@@ -95,6 +95,7 @@ class NativeTransport {
     this.callbacks = null;
     this.finalCb = null;
     this.counts = null;
+    this.base = null;
   }
 
   get bufferedAmount() {
@@ -199,8 +200,9 @@ class NativeTransport {
     else engine.resume(this.id);
   }
 
+  /** Bytes read (0) or written (1) on the socket, Node's and the engine's. */
   counter(i) {
-    return (this.counts || engine.counters(this.id))[i];
+    return this.base[i] + (this.counts || engine.counters(this.id))[i];
   }
 
   // ---- Records from the engine. ----
