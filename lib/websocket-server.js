@@ -88,8 +88,6 @@ class WebSocketServer extends EventEmitter {
 
     this.options = options;
     this._state = RUNNING;
-    this._open = 0;
-    this._emitCloseWhenIdle = false;
   }
 
   address() {
@@ -123,12 +121,9 @@ class WebSocketServer extends EventEmitter {
       if (this.clients && this.clients.size) this._shouldEmitClose = true;
       else process.nextTick(emitClose, this);
     } else {
-      // Node's server.close() waits for its connections; adopted sockets
-      // have left the HTTP server, so wait for them here as well.
-      server.close(() => {
-        if (this._open === 0) emitClose(this);
-        else this._emitCloseWhenIdle = true;
-      });
+      // The internal server's close() waits for its connections, upgraded
+      // ones included (their sockets stay open, see adopted-socket.js).
+      server.close(() => emitClose(this));
     }
   }
 
@@ -270,15 +265,13 @@ class WebSocketServer extends EventEmitter {
       response
     );
 
-    this._open++;
-    ws.on('close', () => {
-      this._open--;
-      if (this._emitCloseWhenIdle && this._open === 0) emitClose(this);
-      if (!this.clients) return;
-      this.clients.delete(ws);
-      if (this._shouldEmitClose && !this.clients.size) process.nextTick(emitClose, this);
-    });
-    if (this.clients) this.clients.add(ws);
+    if (this.clients) {
+      this.clients.add(ws);
+      ws.on('close', () => {
+        this.clients.delete(ws);
+        if (this._shouldEmitClose && !this.clients.size) process.nextTick(emitClose, this);
+      });
+    }
 
     cb(ws, req);
   }
