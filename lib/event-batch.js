@@ -25,12 +25,20 @@ function payload(word, a, b, arena, bigs) {
   return word & EV.BIG ? bigs[a] : new FastBuffer(arena.buffer, arena.byteOffset + a, b);
 }
 
-function protocolError(text) {
-  const [message, code, closeCode, cls] = text.split('\n');
-  const err = cls === 'RangeError' ? new RangeError(message) : new Error(message);
+const CODES = require('./binding').errorCodes();
+/** zlib's errno for its codes, as Node's zlib errors carry it. */
+const ZLIB_ERRNO = { Z_DATA_ERROR: -3, Z_BUF_ERROR: -5 };
+
+/**
+ * An error record: `extra` is `closeCode | class << 11 | codeIndex << 12`
+ * (src/engine/batch.rs), the payload is the message.
+ */
+function protocolError(extra, message) {
+  const err = extra & 0x800 ? new RangeError(message) : new Error(message);
+  const code = CODES[extra >>> 12];
   err.code = code;
-  if (code.startsWith('Z_')) err.errno = -3;
-  err[kStatusCode] = +closeCode;
+  if (code in ZLIB_ERRNO) err.errno = ZLIB_ERRNO[code];
+  err[kStatusCode] = extra & 0x7ff;
   return err;
 }
 
@@ -56,7 +64,7 @@ function deliverFrame(ws, word, a, b, arena, bigs) {
       ws._onConclude(word >>> 8, Buffer.from(payload(word, a, b, arena, bigs)));
       return true;
     case EV.ERROR:
-      ws._onProtocolError(protocolError(payload(word, a, b, arena, bigs).toString()));
+      ws._onProtocolError(protocolError(word >>> 8, payload(word, a, b, arena, bigs).toString()));
       return true;
     default:
       return false;

@@ -3,3 +3,9 @@
 mod args;
 pub mod engine;
 pub mod stream_core;
+
+/// The `code`s error records name by index (`src/core/error.rs`).
+#[napi_derive::napi]
+pub fn error_codes() -> Vec<&'static str> {
+    crate::core::error::CODES.to_vec()
+}

@@ -45,7 +45,32 @@ pub enum WsError {
     Inflate { message: String, code: &'static str },
 }
 
+/// Every `code` an error can carry, in a fixed order: records that cross
+/// to JS name a code by its index here (`WsError::code_index`).
+pub const CODES: [&str; 14] = [
+    "WS_ERR_UNEXPECTED_RSV_2_3",
+    "WS_ERR_UNEXPECTED_RSV_1",
+    "WS_ERR_INVALID_OPCODE",
+    "WS_ERR_EXPECTED_FIN",
+    "WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH",
+    "WS_ERR_EXPECTED_MASK",
+    "WS_ERR_UNEXPECTED_MASK",
+    "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH",
+    "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH",
+    "WS_ERR_INVALID_CLOSE_CODE",
+    "WS_ERR_INVALID_UTF8",
+    "WS_ERR_TOO_MANY_BUFFERED_PARTS",
+    "Z_DATA_ERROR",
+    "Z_BUF_ERROR",
+];
+
 impl WsError {
+    /// The position of `code()` in `CODES`.
+    pub fn code_index(&self) -> usize {
+        let code = self.code();
+        CODES.iter().position(|&c| c == code).unwrap_or(CODES.len() - 1)
+    }
+
     /// The `code` property ws sets on the error object.
     pub fn code(&self) -> &'static str {
         use WsError::*;
@@ -107,6 +132,9 @@ mod tests {
         assert_eq!(e.close_code(), 1007);
 
         assert_eq!(WsError::TooManyFragments.close_code(), 1008);
+        assert_eq!(CODES[WsError::TooManyBufferedChunks.code_index()], "WS_ERR_TOO_MANY_BUFFERED_PARTS");
+        let z = WsError::Inflate { message: "x".into(), code: "Z_DATA_ERROR" };
+        assert_eq!(CODES[z.code_index()], "Z_DATA_ERROR");
         assert_eq!(WsError::TooManyFragments.code(), "WS_ERR_TOO_MANY_BUFFERED_PARTS");
         assert_eq!(
             WsError::UnsupportedDataPayloadLength.to_string(),

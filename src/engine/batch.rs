@@ -164,15 +164,16 @@ impl Batch {
         }
     }
 
-    /// The error travels as text: message, code, close code and class,
-    /// one per line, so the Rust enum stays the one source of truth.
+    /// An error record: the close code, the JS class and the index of the
+    /// `code` in `error::CODES` in the record's extra bits
+    /// (`close | class << 11 | code << 12`), the message as its bytes.
     pub fn error(&mut self, id: u32, e: &WsError) {
         let class = match e.class() {
-            crate::core::error::ErrorClass::Error => "Error",
-            crate::core::error::ErrorClass::RangeError => "RangeError",
+            crate::core::error::ErrorClass::Error => 0,
+            crate::core::error::ErrorClass::RangeError => 1,
         };
-        let text = format!("{}\n{}\n{}\n{}", e, e.code(), e.close_code(), class);
-        self.bytes(EV_ERROR, 0, id, text.as_bytes());
+        let extra = (u32::from(e.close_code()) & 0x7ff) | (class << 11) | ((e.code_index() as u32) << 12);
+        self.bytes(EV_ERROR, extra, id, e.to_string().as_bytes());
     }
 
     pub fn ack(&mut self, id: u32, ok: u32, failed: u32) {
@@ -262,7 +263,11 @@ mod tests {
     fn errors_carry_message_code_and_close_code() {
         let mut b = Batch::default();
         b.error(1, &WsError::InvalidOpcode(5));
-        let text = String::from_utf8(b.arena.clone()).unwrap();
-        assert_eq!(text, "Invalid WebSocket frame: invalid opcode 5\nWS_ERR_INVALID_OPCODE\n1002\nRangeError");
+        let extra = b.tape[0] >> 8;
+        assert_eq!(b.tape[0] & 0xff, EV_ERROR);
+        assert_eq!(extra & 0x7ff, 1002);
+        assert_eq!((extra >> 11) & 1, 1, "RangeError");
+        assert_eq!(crate::core::error::CODES[(extra >> 12) as usize], "WS_ERR_INVALID_OPCODE");
+        assert_eq!(&b.arena[..], b"Invalid WebSocket frame: invalid opcode 5");
     }
 }
