@@ -7,7 +7,11 @@
 
 const binding = require('./binding');
 const { EV, deliverFrame } = require('./event-batch');
-const { frameFlags, maskKey } = require('./frame-flags');
+const { ackFlags, frameFlags, maskKey } = require('./frame-flags');
+
+// What a send became (src/bindings/args.rs, sent_code).
+const GONE = 0;
+const WRITTEN = 2;
 const { keepLive } = require('./adopted-socket');
 const { watch } = require('./socket-events');
 
@@ -96,6 +100,10 @@ class NativeTransport {
     this.finalCb = null;
     this.counts = null;
     this.base = null;
+    /** What sends fail with once the engine has closed the connection. */
+    this.failure = null;
+    /** Callbacks of sends refused before the engine's close was delivered. */
+    this.refused = null;
   }
 
   get bufferedAmount() {
@@ -106,47 +114,60 @@ class NativeTransport {
    * Queues a data frame. `mask` is false, true (random key) or a 4-byte key.
    */
   send(data, binary, fin, compress, mask, cb) {
-    const flags = frameFlags(fin, compress, mask, cb);
-    const ok = !this.closed && engine.send(this.id, data, binary ? 2 : 1, flags, maskKey(mask));
-    this._queued(ok, cb);
+    const flags = frameFlags(fin, compress, mask, false) | ackFlags(cb, this.callbacks === null);
+    const sent = this.closed ? GONE : engine.send(this.id, data, binary ? 2 : 1, flags, maskKey(mask));
+    this._queued(sent, cb);
   }
 
   /** Queues a close (8), ping (9) or pong (10) frame. */
   control(opcode, data, mask, cb) {
-    const flags = frameFlags(false, false, mask, cb);
-    const ok = !this.closed && engine.control(this.id, opcode, data, flags, maskKey(mask));
-    this._queued(ok, cb);
+    const flags = frameFlags(false, false, mask, false) | ackFlags(cb, this.callbacks === null);
+    const sent = this.closed ? GONE : engine.control(this.id, opcode, data, flags, maskKey(mask));
+    this._queued(sent, cb);
   }
 
   /** Writes buffers that already form frames (ws's `sender.sendFrame`). */
   raw(list, cb) {
-    let ok = !this.closed;
-    for (let i = 0; i < list.length && ok; i++) {
-      ok = engine.sendRaw(this.id, list[i], !!cb && i === list.length - 1);
+    let sent = this.closed ? GONE : 1;
+    for (let i = 0; i < list.length && sent !== GONE; i++) {
+      sent = engine.sendRaw(this.id, list[i], i === list.length - 1 ? ackFlags(cb, this.callbacks === null) : 0);
     }
-    this._queued(ok, cb);
+    this._queued(sent, cb);
   }
 
-  _queued(ok, cb) {
+  _queued(sent, cb) {
     if (this.timed) this.socket._unrefTimer();
     if (!cb) return;
-    if (!ok) process.nextTick(cb, destroyedError());
-    else if (this.callbacks === null) this.callbacks = [cb];
-    else this.callbacks.push(cb);
+    if (sent === WRITTEN) {
+      // Written at once, with no earlier callback waiting: on the next
+      // tick, as a net socket's write callback.
+      process.nextTick(cb, null);
+    } else if (sent !== GONE) {
+      if (this.callbacks === null) this.callbacks = [cb];
+      else this.callbacks.push(cb);
+    } else if (this.closed) {
+      process.nextTick(cb, this.failure || destroyedError());
+    } else {
+      // The engine closed the connection; its record, with the error, comes
+      // later in this batch.
+      (this.refused || (this.refused = [])).push(cb);
+    }
   }
 
-  _ack(ok, failed, reason) {
+  /** `extra` of a failure: `reason | errno << 2` (src/engine/batch.rs). */
+  _ack(ok, failed, extra) {
     const callbacks = this.callbacks;
     let err = null;
     try {
       for (; ok > 0; ok--) callbacks.shift()(null);
-      for (err = failed > 0 ? failedError(reason) : null; failed > 0; failed--) callbacks.shift()(err);
+      if (failed > 0) err = (extra & 3) === 0 && extra >>> 2 ? this._socketError(extra >>> 2) : failedError(extra & 3);
+      for (; failed > 0; failed--) callbacks.shift()(err);
     } finally {
       // When a callback threw (it was taken but not counted), the rest
       // still run, after the error is reported.
       const restOk = ok > 0 ? ok - 1 : 0;
       const restFailed = ok > 0 ? failed : Math.max(failed - 1, 0);
-      if (restOk + restFailed > 0) process.nextTick(() => this._ack(restOk, restFailed, reason));
+      if (restOk + restFailed > 0) process.nextTick(() => this._ack(restOk, restFailed, extra));
       if (callbacks.length === 0 && this.callbacks === callbacks) this.callbacks = null;
     }
   }
@@ -172,7 +193,7 @@ class NativeTransport {
   /** A raw `socket.write()`: queued behind the frames sent so far. */
   write(bytes) {
     if (this.timed) this.socket._unrefTimer();
-    return !this.closed && engine.sendRaw(this.id, bytes, false);
+    return !this.closed && engine.sendRaw(this.id, bytes, 0) !== GONE;
   }
 
   writeError() {
@@ -213,6 +234,11 @@ class NativeTransport {
     if (cb) cb();
   }
 
+  /** The socket's error for `errno`, made once. */
+  _socketError(errno) {
+    return this.failure || (this.failure = errnoError(errno, errno === 32 ? 'write' : 'read'));
+  }
+
   /** The engine closed the connection (errno 0: both directions ended). */
   _closed(errno) {
     transports.delete(this.id);
@@ -222,8 +248,16 @@ class NativeTransport {
       this.counts = engine.counters(this.id);
       // An error is the socket's, as Node reports it; a clean end lets the
       // 'end' and 'finish' already queued come first.
-      if (errno) this.socket.destroy(errnoError(errno, errno === 32 ? 'write' : 'read'));
+      if (errno) this.socket.destroy(this._socketError(errno));
       else process.nextTick(destroySocket, this.socket);
+    }
+    const refused = this.refused;
+    if (refused) {
+      this.refused = null;
+      const err = this.failure || destroyedError();
+      process.nextTick(() => {
+        for (const cb of refused) cb(err);
+      });
     }
     if (this.socketGone) this.ws._onClose();
   }

@@ -6,7 +6,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 
 use crate::core::receiver::ReceiverConfig;
-use crate::engine::{ConnConfig, DeflateConfig, Masking};
+use crate::engine::{Ack, ConnConfig, DeflateConfig, Masking, Sent};
 
 /// Send flags, as in `lib/native-transport.js`.
 pub const F_FIN: u32 = 1;
@@ -14,6 +14,29 @@ pub const F_COMPRESS: u32 = 2;
 pub const F_MASK: u32 = 4;
 pub const F_ACK: u32 = 8;
 pub const F_MASK_KEY: u32 = 16;
+/// With F_ACK: no earlier callback waits, so a frame written at once may be
+/// reported as written instead of acknowledged in a later batch.
+pub const F_ACK_NOW: u32 = 32;
+
+/// The acknowledgement `flags` ask for.
+pub fn ack(flags: u32) -> Ack {
+    match (flags & F_ACK != 0, flags & F_ACK_NOW != 0) {
+        (false, _) => Ack::No,
+        (true, false) => Ack::Later,
+        (true, true) => Ack::NowOrLater,
+    }
+}
+
+/// A send's outcome as JS sees it: 0 gone, 1 queued, 2 written (callback
+/// now), 3 not taken.
+pub fn sent_code(sent: Sent) -> u32 {
+    match sent {
+        Sent::Gone => 0,
+        Sent::Queued => 1,
+        Sent::Written => 2,
+        Sent::NotQueued => 3,
+    }
+}
 
 pub fn js_err(msg: impl Into<String>) -> Error {
     Error::from_reason(msg.into())

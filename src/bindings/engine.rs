@@ -6,7 +6,7 @@ use napi_derive::napi;
 
 use napi::sys;
 
-use super::args::{conn_config, js_err, masking, with_bytes, F_ACK, F_COMPRESS, F_FIN, F_MASK, F_MASK_KEY};
+use super::args::{ack, conn_config, js_err, masking, sent_code, with_bytes, F_COMPRESS, F_FIN, F_MASK, F_MASK_KEY};
 use crate::engine::{Engine, Sent};
 
 /// Buffers at least this big are sent from JS memory without a copy.
@@ -50,9 +50,9 @@ impl NativeEngine {
         unsafe { self.engine().adopt(fd, config, head, initial) }.map_err(js_err)
     }
 
-    /// Queues a data frame (`opcode` 1 or 2). False when the socket is gone.
+    /// Queues a data frame (`opcode` 1 or 2); returns `sent_code`.
     #[napi]
-    pub fn send(&mut self, env: Env, id: u32, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<bool> {
+    pub fn send(&mut self, env: Env, id: u32, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<u32> {
         if flags & (F_MASK | F_MASK_KEY) == 0 {
             if let Some(sent) = unsafe { self.send_external(env.raw(), id, data.raw(), opcode, flags) } {
                 return Ok(sent);
@@ -67,14 +67,15 @@ impl NativeEngine {
                 flags & F_FIN != 0,
                 flags & F_COMPRESS != 0,
                 masking(flags, mask_key.unwrap_or(0)),
-                flags & F_ACK != 0,
+                ack(flags),
             )
         })
+        .map(sent_code)
     }
 
     /// Big unmasked buffers are written from JS memory, held by a reference
     /// until written. None: not such a buffer, or the frame is compressed.
-    unsafe fn send_external(&mut self, env: sys::napi_env, id: u32, v: sys::napi_value, opcode: u32, flags: u32) -> Option<bool> {
+    unsafe fn send_external(&mut self, env: sys::napi_env, id: u32, v: sys::napi_value, opcode: u32, flags: u32) -> Option<u32> {
         let mut t = 0;
         sys::napi_typeof(env, v, &mut t);
         if t != sys::ValueType::napi_object {
@@ -97,32 +98,32 @@ impl NativeEngine {
             opcode as u8,
             flags & F_FIN != 0,
             flags & F_COMPRESS != 0,
-            flags & F_ACK != 0,
+            ack(flags),
         );
-        if sent != Sent::Queued {
-            sys::napi_delete_reference(env, r);
-        }
         match sent {
-            Sent::Queued => Some(true),
-            Sent::Gone => Some(false),
-            Sent::NotQueued => None,
+            Sent::Queued | Sent::Written => Some(sent_code(sent)),
+            Sent::Gone | Sent::NotQueued => {
+                sys::napi_delete_reference(env, r);
+                (sent == Sent::Gone).then(|| sent_code(sent))
+            }
         }
     }
 
     /// Queues a close (8), ping (9) or pong (10) frame.
     #[napi]
-    pub fn control(&mut self, env: Env, id: u32, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<bool> {
+    pub fn control(&mut self, env: Env, id: u32, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<u32> {
         let eng = self.engine();
         with_bytes(&env, &data, &mut self.scratch, |bytes| {
-            eng.send_control(id, opcode as u8, bytes, masking(flags, mask_key.unwrap_or(0)), flags & F_ACK != 0)
+            eng.send_control(id, opcode as u8, bytes, masking(flags, mask_key.unwrap_or(0)), ack(flags))
         })
+        .map(sent_code)
     }
 
     /// Queues bytes that already form frames.
     #[napi]
-    pub fn send_raw(&mut self, env: Env, id: u32, data: Unknown, ack: bool) -> Result<bool> {
+    pub fn send_raw(&mut self, env: Env, id: u32, data: Unknown, flags: u32) -> Result<u32> {
         let eng = self.engine();
-        with_bytes(&env, &data, &mut self.scratch, |bytes| eng.send_raw(id, bytes, ack))
+        with_bytes(&env, &data, &mut self.scratch, |bytes| eng.send_raw(id, bytes, ack(flags))).map(sent_code)
     }
 
     #[napi]

@@ -198,6 +198,11 @@ impl Receiver {
                         self.deliver_in_place(payload, sink)?;
                     } else if self.frame_len == 0 {
                         self.finish_frame(sink)?;
+                    } else if !is_control(self.opcode) && !self.compressed {
+                        // Assembled across reads: room for the frame, taken
+                        // only now so that frames delivered in place leave
+                        // no buffer behind.
+                        self.msg.reserve(self.frame_len.min(MAX_RESERVE) as usize);
                     }
                 }
                 State::Payload => {
@@ -290,9 +295,6 @@ impl Receiver {
         self.frame_len = len;
         self.frame_pos = 0;
         self.state = State::Payload;
-        if !is_control(self.opcode) && !self.compressed && len > 0 {
-            self.msg.reserve(len.min(MAX_RESERVE) as usize);
-        }
         Ok(used)
     }
 

@@ -256,3 +256,17 @@ fn big_frames_can_be_read_straight_into_the_message_buffer() {
     assert!(r.direct_room(1).is_none());
     assert_eq!(r.held_bytes(), 0);
 }
+
+#[test]
+fn frames_delivered_in_place_leave_no_buffer_behind() {
+    let mut r = Receiver::new(cfg(true), None);
+    let wire = frame(true, false, OP_BINARY, &vec![7u8; 60_000], MASK);
+    let (evs, err) = run(&mut r, &wire, wire.len());
+    assert!(err.is_none());
+    assert_eq!(evs, vec![Ev::Binary(vec![7u8; 60_000])]);
+    assert_eq!(r.held_bytes(), 0);
+    // Assembled across reads, the buffer goes with the message.
+    let (evs, _) = run(&mut r, &wire, 1000);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(r.held_bytes(), 0);
+}

@@ -180,9 +180,10 @@ impl Batch {
         self.record(EV_ACK, 0, id, ok, failed);
     }
 
-    /// `failed` sends will not go out; `reason` says why (connection.rs).
-    pub fn ack_failed(&mut self, id: u32, failed: u32, reason: u32) {
-        self.record(EV_ACK, reason, id, 0, failed);
+    /// `failed` sends will not go out; `reason` says why (connection.rs),
+    /// `errno` is the socket's error, if it failed (`reason | errno << 2`).
+    pub fn ack_failed(&mut self, id: u32, failed: u32, reason: u32, errno: i32) {
+        self.record(EV_ACK, reason | (errno.unsigned_abs() << 2), id, 0, failed);
     }
 
     pub fn eof(&mut self, id: u32) {

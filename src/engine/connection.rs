@@ -65,6 +65,14 @@ pub enum Io {
     Failed(i32),
 }
 
+/// The pending error of socket `fd` (SO_ERROR), if any.
+pub fn socket_error(fd: c_int) -> Option<i32> {
+    let mut err: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut c_int as *mut _, &mut len) };
+    (rc == 0 && err != 0).then_some(err)
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
@@ -159,6 +167,10 @@ impl Conn {
 
     pub fn pending(&self) -> usize {
         self.out.pending()
+    }
+
+    pub fn awaits_acks(&self) -> bool {
+        !self.acks.is_empty()
     }
 
     /// Asks for a send callback once everything queued so far is written.

@@ -53,12 +53,27 @@ impl ConnConfig {
     }
 }
 
-/// What became of an external send.
-#[derive(Debug, PartialEq, Eq)]
+/// What became of a send.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Sent {
-    Queued,
+    /// The connection is gone; nothing was queued.
     Gone,
+    /// Not taken (an external payload that is to be compressed).
     NotQueued,
+    /// Queued; an acknowledgement comes in a batch when it was asked for.
+    Queued,
+    /// Written to the kernel at once; no acknowledgement comes, the caller
+    /// runs the send's callback itself (as Node does, on the next tick).
+    Written,
+}
+
+/// Whether a send wants its callback, and whether that may be run by the
+/// caller when the frame is written at once (no earlier callback waits).
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Ack {
+    No,
+    Later,
+    NowOrLater,
 }
 
 /// How a frame is masked.
@@ -190,56 +205,64 @@ impl Engine {
         self.conns.get(&id).map(|&p| unsafe { &mut *p }).filter(|c| !c.closed)
     }
 
-    /// Queues a data frame. Returns false when the connection is gone.
-    pub fn send_data(&mut self, id: u32, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Masking, ack: bool) -> bool {
-        let Some(c) = self.conn(id) else { return false };
+    /// Queues a data frame.
+    pub fn send_data(&mut self, id: u32, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Masking, ack: Ack) -> Sent {
+        let Some(c) = self.conn(id) else { return Sent::Gone };
         let key = self.mask_key(mask);
         c.encode_data(&mut self.bufs, payload, opcode, fin, compress, key);
-        self.queued(c, ack);
-        true
+        self.queued(c, ack)
     }
 
     /// Queues a data frame whose payload is written from JS memory without a
     /// copy; `js_ref` (a napi reference keeping it alive) is released once
     /// written. On `Gone` or `NotQueued` the caller still owns `js_ref`.
     #[allow(clippy::too_many_arguments)]
-    pub fn send_external(&mut self, id: u32, ptr: *const u8, len: usize, js_ref: sys::napi_ref, opcode: u8, fin: bool, compress: bool, ack: bool) -> Sent {
+    pub fn send_external(&mut self, id: u32, ptr: *const u8, len: usize, js_ref: sys::napi_ref, opcode: u8, fin: bool, compress: bool, ack: Ack) -> Sent {
         let Some(c) = self.conn(id) else { return Sent::Gone };
         if !c.queue_external(&mut self.bufs, ptr, len, js_ref as usize, opcode, fin, compress) {
             return Sent::NotQueued;
         }
-        self.queued(c, ack);
-        Sent::Queued
+        self.queued(c, ack)
     }
 
     /// Queues bytes that are already a frame (`Sender.frame()` output).
-    pub fn send_raw(&mut self, id: u32, bytes: &[u8], ack: bool) -> bool {
-        let Some(c) = self.conn(id) else { return false };
+    pub fn send_raw(&mut self, id: u32, bytes: &[u8], ack: Ack) -> Sent {
+        let Some(c) = self.conn(id) else { return Sent::Gone };
         let before = c.pending();
         c.out(&mut self.bufs).extend_from_slice(bytes);
         c.count_deferred(0, before);
-        self.queued(c, ack);
-        true
+        self.queued(c, ack)
     }
 
-    /// Queues a close, ping or pong frame. Returns false when the connection is gone.
-    pub fn send_control(&mut self, id: u32, opcode: u8, payload: &[u8], mask: Masking, ack: bool) -> bool {
-        let Some(c) = self.conn(id) else { return false };
+    /// Queues a close, ping or pong frame.
+    pub fn send_control(&mut self, id: u32, opcode: u8, payload: &[u8], mask: Masking, ack: Ack) -> Sent {
+        let Some(c) = self.conn(id) else { return Sent::Gone };
         let key = self.mask_key(mask);
         c.encode_control(&mut self.bufs, opcode, payload, key);
-        self.queued(c, ack);
-        true
+        self.queued(c, ack)
     }
 
     fn mask_key(&mut self, mask: Masking) -> Option<[u8; 4]> {
         mask.key(&mut self.masks)
     }
 
-    fn queued(&mut self, c: &mut Conn, ack: bool) {
-        if ack {
+    fn queued(&mut self, c: &mut Conn, ack: Ack) -> Sent {
+        if ack == Ack::NowOrLater && !self.dispatching && !c.waits_for_compression() && !c.awaits_acks() {
+            self.after_io(c, |c, b, p| c.flush(b, p));
+            if c.closed {
+                return Sent::Gone;
+            }
+            if c.pending() == 0 {
+                return Sent::Written;
+            }
+            c.want_ack();
+            return Sent::Queued;
+        }
+        if ack != Ack::No {
             c.want_ack();
         }
         self.schedule_flush(c);
+        Sent::Queued
     }
 
     /// During a batch, writes wait for its end so that they go out as one;
@@ -360,7 +383,7 @@ impl Engine {
         self.release(c);
         let failed = c.take_unacked();
         if failed > 0 {
-            self.batch.ack_failed(c.id, failed, reason);
+            self.batch.ack_failed(c.id, failed, reason, errno);
         }
         self.batch.closed(c.id, errno);
         self.closing += 1;
@@ -419,7 +442,14 @@ unsafe extern "C" fn on_poll(h: *mut Handle, status: c_int, events: c_int) {
 
 unsafe fn poll_event(eng: &mut Engine, c: &mut Conn, status: c_int, events: c_int) {
     if status < 0 {
-        eng.close_conn(c, -status);
+        // libuv reports a socket error (POLLERR) without reading: take what
+        // the kernel still holds first, so that data the peer sent before
+        // resetting is delivered, and close with the error the read finds.
+        let errno = match c.on_readable(&mut eng.batch) {
+            Io::Failed(e) => e,
+            _ => connection::socket_error(c.fd).unwrap_or(-status),
+        };
+        eng.close_conn(c, errno);
         return;
     }
     if events & uv::WRITABLE != 0 {
