@@ -188,6 +188,11 @@ class NativeTransport {
     this.socket.resume();
   }
 
+  /** After a close frame: read on, paused or not (the parser ignores the rest). */
+  readToEnd() {
+    this.socket.resume();
+  }
+
   // ---- The adopted socket's stream methods (adopted-socket.js). ----
 
   /** A raw `socket.write()`: queued behind the frames sent so far. */

@@ -10,34 +10,60 @@ const { frameFlags, maskKey } = require('./frame-flags');
 const { kWebSocket } = require('./constants');
 const { watch } = require('./socket-events');
 
+const RSV1 = 0x40;
+
 class StreamTransport {
   constructor(socket, ws, config) {
     this.socket = socket;
     this.ws = ws;
     this.closed = false;
     this.core = new binding.StreamCore(config.isServer, config.limits, config.deflate);
+    // ws compresses on a thread pool: a compressed message, and what is sent
+    // after it, reach the socket a turn later. The Rust core compresses at
+    // once; the frames wait here for a setImmediate the same way.
+    this.held = null;
+    this.heldBytes = 0;
+    this.inCompressed = false;
   }
 
   get bufferedAmount() {
     const state = this.socket._writableState;
-    return state ? state.length : this.socket.writableLength || 0;
+    return (state ? state.length : this.socket.writableLength || 0) + this.heldBytes;
   }
 
   send(data, binary, fin, compress, mask, cb) {
     const flags = frameFlags(fin, compress, mask, false);
-    this.socket.write(this.core.encode(data, binary ? 2 : 1, flags, maskKey(mask)), cb);
+    const frame = this.core.encode(data, binary ? 2 : 1, flags, maskKey(mask));
+    // The first frame of a compressed message has RSV1; its continuations
+    // are compressed too.
+    const compressed = this.inCompressed || (frame[0] & RSV1) !== 0;
+    this.inCompressed = compressed && !fin;
+    if (compressed || this.held !== null) this._hold([frame], cb, byteLength(data));
+    else this.socket.write(frame, cb);
   }
 
   control(opcode, data, mask, cb) {
     const flags = frameFlags(false, false, mask, false);
-    this.socket.write(this.core.encodeControl(opcode, data, flags, maskKey(mask)), cb);
+    const frame = this.core.encodeControl(opcode, data, flags, maskKey(mask));
+    if (this.held !== null) this._hold([frame], cb, byteLength(data));
+    else this.socket.write(frame, cb);
   }
 
   raw(list, cb) {
+    if (this.held !== null) return this._hold(list, cb, 0);
     this.socket.cork();
     for (let i = 0; i < list.length - 1; i++) this.socket.write(list[i]);
     this.socket.write(list[list.length - 1], cb);
     this.socket.uncork();
+  }
+
+  _hold(frames, cb, size) {
+    if (this.held === null) {
+      this.held = [];
+      setImmediate(releaseHeld, this);
+    }
+    this.held.push({ frames, cb, size });
+    this.heldBytes += size;
   }
 
   end() {
@@ -45,6 +71,17 @@ class StreamTransport {
   }
 
   destroy() {
+    this.closed = true;
+    const held = this.held;
+    if (held !== null) {
+      // As ws: what waited for a compression is not sent.
+      this.held = null;
+      this.heldBytes = 0;
+      const err = new Error('The socket was closed while data was being compressed');
+      process.nextTick(() => {
+        for (const h of held) if (h.cb) h.cb(err);
+      });
+    }
     this.socket.destroy();
   }
 
@@ -56,12 +93,37 @@ class StreamTransport {
     this.socket.resume();
   }
 
+  /** After a close frame: read on, paused or not, parsing nothing more. */
+  readToEnd() {
+    this.socket.removeListener('data', onData);
+    this.socket.resume();
+  }
+
   /** The socket emitted 'close'. */
   socketClosed() {
     this.socket.removeListener('data', onData);
     this.closed = true;
     this.ws._onClose();
   }
+}
+
+function byteLength(data) {
+  return data === undefined || data === null ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+}
+
+/** Writes the frames that waited for a compression, in order. */
+function releaseHeld(tr) {
+  const held = tr.held;
+  if (held === null) return;
+  tr.held = null;
+  tr.heldBytes = 0;
+  const socket = tr.socket;
+  socket.cork();
+  for (const { frames, cb } of held) {
+    for (let i = 0; i < frames.length - 1; i++) socket.write(frames[i]);
+    socket.write(frames[frames.length - 1], cb);
+  }
+  socket.uncork();
 }
 
 function onData(chunk) {

@@ -238,7 +238,7 @@ class WebSocket extends EventEmitter {
     }
     const bytes = typeof payload === 'string' ? payload : toBuffer(payload);
     const key = this._maskFor(mask);
-    this._write(() => this._transport.control(opcode, bytes, key, cb), cb);
+    this._write(() => this._transport.control(opcode, bytes, key, cb), cb, bytes);
   }
 
   /**
@@ -277,7 +277,7 @@ class WebSocket extends EventEmitter {
       return;
     }
     const payload = !data ? EMPTY_BUFFER : typeof data === 'string' ? data : toBuffer(data);
-    this._write(() => this._transport.send(payload, opts.binary, opts.fin, compress, mask, cb), cb);
+    this._write(() => this._transport.send(payload, opts.binary, opts.fin, compress, mask, cb), cb, payload);
   }
 
   // Blobs are read asynchronously; frames sent after one wait for it, so
@@ -290,7 +290,7 @@ class WebSocket extends EventEmitter {
       (ab) => {
         this._bufferedAmount -= blob.size;
         if (job.failed) return;
-        if (!this._transport || this._transport.closed) {
+        if (!this._transport || this._transport.closed || this._socket.destroyed) {
           this._failDeferred(new Error('The socket was closed while the blob was being read'));
           return;
         }
@@ -307,10 +307,15 @@ class WebSocket extends EventEmitter {
     );
   }
 
-  /** Runs `run` now, or after the blobs being read when there are any. */
-  _write(run, cb) {
-    if (this._deferred) this._defer({ ready: true, run, cb });
-    else run();
+  /**
+   * Runs `run` now, or after the blobs being read when there are any; then
+   * `data` counts in bufferedAmount until it runs, as in ws.
+   */
+  _write(run, cb, data) {
+    if (!this._deferred) return run();
+    const size = data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    this._bufferedAmount += size;
+    this._defer({ ready: true, run, cb, size });
   }
 
   _defer(job) {
@@ -319,7 +324,11 @@ class WebSocket extends EventEmitter {
 
   _drainDeferred() {
     const queue = this._deferred;
-    while (queue.length && queue[0].ready) queue.shift().run();
+    while (queue.length && queue[0].ready) {
+      const job = queue.shift();
+      if (job.size) this._bufferedAmount -= job.size;
+      job.run();
+    }
     if (!queue.length && this._deferred === queue) this._deferred = null;
   }
 
@@ -424,6 +433,9 @@ class WebSocket extends EventEmitter {
     this._closeFrameReceived = true;
     this._closeCode = code;
     this._closeMessage = reason.length ? reason : EMPTY_BUFFER;
+    // As ws: nothing after a close frame is parsed, but the socket reads on
+    // (even when paused) to see the peer's FIN.
+    if (!this._transport.closed) process.nextTick(readToEnd, this._transport);
     // The reply echoes the peer's code and reason; they were checked by the
     // parser, so they do not go through close()'s checks of user input.
     if (this._readyState !== OPEN) this.close();
@@ -472,6 +484,10 @@ class WebSocket extends EventEmitter {
     if (this._inputEnded || this._receiverErrored) this._inOrder(false, () => this.emitClose());
     else process.nextTick(emitCloseInOrder, this);
   }
+}
+
+function readToEnd(transport) {
+  transport.readToEnd();
 }
 
 function emitCloseInOrder(ws) {
