@@ -6,8 +6,8 @@
 const F = { FIN: 1, COMPRESS: 2, MASK: 4, ACK: 8, MASK_KEY: 16, ACK_NOW: 32 };
 
 /** Flags for a frame; `mask` is false, true (random key) or a 4-byte key. */
-function frameFlags(fin, compress, mask, cb) {
-  const flags = (fin ? F.FIN : 0) | (compress ? F.COMPRESS : 0) | (cb ? F.ACK : 0);
+function frameFlags(fin, compress, mask) {
+  const flags = (fin ? F.FIN : 0) | (compress ? F.COMPRESS : 0);
   return mask === true ? flags | F.MASK : mask ? flags | F.MASK_KEY : flags;
 }
 

@@ -5,6 +5,8 @@
 // file turns the batch into calls on each WebSocket and on its socket, which
 // stays the application's live connection (adopted-socket.js).
 
+const { getSystemErrorName } = require('util');
+
 const binding = require('./binding');
 const { EV, deliverFrame } = require('./event-batch');
 const { ackFlags, frameFlags, maskKey } = require('./frame-flags');
@@ -77,7 +79,6 @@ function failedError(reason) {
 
 /** The error a socket operation failed with, as Node words it. */
 function errnoError(errno, syscall) {
-  const { getSystemErrorName } = require('util');
   const code = getSystemErrorName(-errno);
   const err = new Error(`${syscall} ${code}`);
   err.errno = -errno;
@@ -114,14 +115,14 @@ class NativeTransport {
    * Queues a data frame. `mask` is false, true (random key) or a 4-byte key.
    */
   send(data, binary, fin, compress, mask, cb) {
-    const flags = frameFlags(fin, compress, mask, false) | ackFlags(cb, this.callbacks === null);
+    const flags = frameFlags(fin, compress, mask) | ackFlags(cb, this.callbacks === null);
     const sent = this.closed ? GONE : engine.send(this.id, data, binary ? 2 : 1, flags, maskKey(mask));
     this._queued(sent, cb);
   }
 
   /** Queues a close (8), ping (9) or pong (10) frame. */
   control(opcode, data, mask, cb) {
-    const flags = frameFlags(false, false, mask, false) | ackFlags(cb, this.callbacks === null);
+    const flags = frameFlags(false, false, mask) | ackFlags(cb, this.callbacks === null);
     const sent = this.closed ? GONE : engine.control(this.id, opcode, data, flags, maskKey(mask));
     this._queued(sent, cb);
   }

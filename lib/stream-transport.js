@@ -32,7 +32,7 @@ class StreamTransport {
   }
 
   send(data, binary, fin, compress, mask, cb) {
-    const flags = frameFlags(fin, compress, mask, false);
+    const flags = frameFlags(fin, compress, mask);
     const frame = this.core.encode(data, binary ? 2 : 1, flags, maskKey(mask));
     // The first frame of a compressed message has RSV1; its continuations
     // are compressed too.
@@ -43,7 +43,7 @@ class StreamTransport {
   }
 
   control(opcode, data, mask, cb) {
-    const flags = frameFlags(false, false, mask, false);
+    const flags = frameFlags(false, false, mask);
     const frame = this.core.encodeControl(opcode, data, flags, maskKey(mask));
     if (this.held !== null) this._hold([frame], cb, byteLength(data));
     else this.socket.write(frame, cb);
