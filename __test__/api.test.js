@@ -4,10 +4,10 @@
 // errors and callbacks, EventTarget, attributes and close paths.
 
 const assert = require('assert');
-const { describe, it } = require('node:test');
+const { describe } = require('node:test');
 const { once } = require('events');
 
-const { closeServer, describeError, record, sameForBoth, startServer } = require('./helpers');
+const { closeServer, describeError, it, record, sameForBoth, startServer, track } = require('./helpers');
 
 const same = (scenario) => sameForBoth(assert, scenario);
 
@@ -23,7 +23,7 @@ function attempt(log, label, fn) {
 /** A connected pair: a server of `serverImpl` and a client of `impl`. */
 async function pair(WebSocket, serverImpl = 'ws', options = {}) {
   const wss = await startServer(serverImpl, options.server);
-  const client = new WebSocket(`ws://127.0.0.1:${wss.address().port}`, options.client);
+  const client = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`, options.client));
   const [[server]] = await Promise.all([once(wss, 'connection'), once(client, 'open')]);
   return { wss, client, server };
 }
@@ -32,7 +32,7 @@ describe('API parity', () => {
   it('refuses sends, pings and pongs while connecting', async () => {
     await same(async (WebSocket, log) => {
       const wss = await startServer('ws');
-      const ws = new WebSocket(`ws://127.0.0.1:${wss.address().port}`);
+      const ws = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`));
       attempt(log, 'send', () => ws.send('x'));
       attempt(log, 'ping', () => ws.ping());
       attempt(log, 'pong', () => ws.pong());
@@ -50,7 +50,7 @@ describe('API parity', () => {
   it('closes before the connection is established with ws\'s error', async () => {
     await same(async (WebSocket, log) => {
       const wss = await startServer('ws');
-      const ws = new WebSocket(`ws://127.0.0.1:${wss.address().port}`);
+      const ws = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`));
       record(ws, log);
       ws.close();
       log.push(['state after close', ws.readyState]);
@@ -123,7 +123,7 @@ describe('API parity', () => {
     await same(async (WebSocket, log) => {
       const wss = await startServer('ws');
       wss.on('connection', (ws) => ws._socket.pause());
-      const ws = new WebSocket(`ws://127.0.0.1:${wss.address().port}`, { closeTimeout: 50 });
+      const ws = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`, { closeTimeout: 50 }));
       record(ws, log);
       await once(ws, 'open');
       ws.close(1000, 'bye');
@@ -173,7 +173,7 @@ describe('API parity', () => {
 
   it('emits error events through onerror with ErrorEvent fields', async () => {
     await same(async (WebSocket, log) => {
-      const ws = new WebSocket('ws://127.0.0.1:1');
+      const ws = track(new WebSocket('ws://127.0.0.1:1'));
       ws.onerror = (e) => log.push(['error', e.type, e.message === e.error.message, e.error.code]);
       await new Promise((r) => (ws.onclose = (e) => r(log.push(['close', e.code, e.wasClean]))));
     });
@@ -182,17 +182,19 @@ describe('API parity', () => {
   it('reports unexpected responses with and without a listener', async () => {
     const http = require('http');
     await same(async (WebSocket, log) => {
-      const server = http.createServer((req, res) => {
-        res.writeHead(401, { 'X-Reason': 'no' });
-        res.end('denied');
-      });
+      const server = track(
+        http.createServer((req, res) => {
+          res.writeHead(401, { 'X-Reason': 'no' });
+          res.end('denied');
+        })
+      );
       server.listen(0, '127.0.0.1');
       await once(server, 'listening');
       const url = `ws://127.0.0.1:${server.address().port}`;
-      const a = new WebSocket(url);
+      const a = track(new WebSocket(url));
       record(a, log);
       await new Promise((r) => a.on('close', r));
-      const b = new WebSocket(url);
+      const b = track(new WebSocket(url));
       b.on('unexpected-response', (req, res) => {
         log.push(['unexpected-response', res.statusCode, res.headers['x-reason']]);
         b.terminate();
@@ -205,9 +207,9 @@ describe('API parity', () => {
 
   it('closes servers with ws 8 semantics', async () => {
     await same(async (WebSocket, log) => {
-      const wss = new WebSocket.WebSocketServer({ port: 0, host: '127.0.0.1' });
+      const wss = track(new WebSocket.WebSocketServer({ port: 0, host: '127.0.0.1' }));
       await once(wss, 'listening');
-      const client = new WebSocket(`ws://127.0.0.1:${wss.address().port}`);
+      const client = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`));
       const [[server]] = await Promise.all([once(wss, 'connection'), once(client, 'open')]);
       wss.on('close', () => log.push(['server close event']));
       // The internal HTTP server closes once its connections have ended.
@@ -218,7 +220,7 @@ describe('API parity', () => {
       await closed;
       await new Promise((r) => wss.close((err) => r(log.push(['second close', err ? err.message : null]))));
       attempt(log, 'address', () => wss.address());
-      const noServer = new WebSocket.WebSocketServer({ noServer: true });
+      const noServer = track(new WebSocket.WebSocketServer({ noServer: true }));
       attempt(log, 'noServer address', () => noServer.address());
       await new Promise((r) => noServer.close((err) => r(log.push(['noServer close', err ? err.message : null]))));
       attempt(log, 'bad options', () => new WebSocket.WebSocketServer({ port: 0, noServer: true }));
@@ -228,9 +230,9 @@ describe('API parity', () => {
 
   it('reports EADDRINUSE through the error event', async () => {
     await same(async (WebSocket, log) => {
-      const a = new WebSocket.WebSocketServer({ port: 0, host: '127.0.0.1' });
+      const a = track(new WebSocket.WebSocketServer({ port: 0, host: '127.0.0.1' }));
       await once(a, 'listening');
-      const b = new WebSocket.WebSocketServer({ port: a.address().port, host: '127.0.0.1' });
+      const b = track(new WebSocket.WebSocketServer({ port: a.address().port, host: '127.0.0.1' }));
       const [err] = await once(b, 'error');
       log.push(['error', err.code]);
       await new Promise((r) => a.close(r));

@@ -5,9 +5,9 @@
 
 const assert = require('assert');
 const crypto = require('crypto');
-const { describe, it } = require('node:test');
+const { describe } = require('node:test');
 
-const { assertSameAsWs: sameAsWs } = require('./helpers');
+const { assertSameAsWs: sameAsWs, it } = require('./helpers');
 
 /** The server echoes; the client sends `messages` then closes after the echoes. */
 function echo(messages, { closeCode = 1000, closeReason = 'done', sendOptions } = {}) {

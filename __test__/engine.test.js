@@ -7,30 +7,44 @@ const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
 const { execFile } = require('child_process');
-const { describe, it } = require('node:test');
+const { describe } = require('node:test');
 const { once } = require('events');
 
 const WebSocket = require('..');
 const { engineStats } = require('../lib/native-transport');
-const { closeServer, startServer } = require('./helpers');
+const { closeServer, it, startServer, track, turns } = require('./helpers');
 
 const fdCount = () => fs.readdirSync('/proc/self/fd').length;
 
-function runNode(code, { timeout = 20000 } = {}) {
+/** Runs `code` in a child Node; killed after `timeout` ms or at the test's end. */
+function runNode(code, { timeout = 30000 } = {}) {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['-e', code], { cwd: path.join(__dirname, '..'), timeout }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, ['-e', code], { cwd: path.join(__dirname, '..'), timeout }, (err, stdout, stderr) => {
       resolve({ code: err ? (err.killed ? 'timeout' : err.code) : 0, stdout, stderr });
     });
+    track(child);
   });
 }
 
 describe('native engine', () => {
-  it('survives connect/adopt/close churn with no fd leak or cross-delivery', async () => {
+  it('survives connect/adopt/close churn with no fd leak or cross-delivery', { timeout: 120000 }, async () => {
     const wss = await startServer('native');
-    wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)));
+    // Server sides close after their clients: count them, to wait for all.
+    let open = 0;
+    let allClosed = null;
+    wss.on('connection', (ws) => {
+      open++;
+      ws.on('message', (data) => ws.send(data));
+      ws.on('close', () => --open === 0 && allClosed && allClosed());
+    });
+    const serversClosed = () => (open === 0 ? Promise.resolve() : new Promise((r) => (allClosed = r)));
     const url = `ws://127.0.0.1:${wss.address().port}`;
-    // Warm up so that lazily opened fds (engine, DNS) are counted in the baseline.
+    // Warm up so that lazily opened fds (engine, DNS) are counted in the
+    // baseline. The engine closes a socket's fd in the close phase of the
+    // loop turn in which JS heard 'close': count after the next turn.
     await cycle(url, 'warm-up');
+    await serversClosed();
+    await turns(2);
     const before = fdCount();
 
     const CYCLES = 1500;
@@ -40,6 +54,8 @@ describe('native engine', () => {
       for (let j = i; j < i + PARALLEL; j++) batch.push(cycle(url, `conn-${j}`, j % 3));
       await Promise.all(batch);
     }
+    await serversClosed();
+    await turns(2);
 
     assert.strictEqual(fdCount(), before);
     assert.deepStrictEqual(engineStats().slice(0, 2), [0, 0]);
@@ -157,7 +173,7 @@ describe('native engine', () => {
 
   it('pause() stops delivery and resume() restarts it', async () => {
     const wss = await startServer('native');
-    const client = new WebSocket(`ws://127.0.0.1:${wss.address().port}`);
+    const client = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`));
     const [[server]] = await Promise.all([once(wss, 'connection'), once(client, 'open')]);
     server.pause();
     assert.strictEqual(server.isPaused, true);
@@ -165,6 +181,7 @@ describe('native engine', () => {
     server.on('message', (d) => got.push(String(d)));
     // On loopback, written bytes are in the peer's socket buffer when the
     // send callback runs; two more loop turns would deliver them if reading.
+    // (Under load this can only pass wrongly, never fail wrongly.)
     await new Promise((resolve) => {
       client.send('one');
       client.send('two', resolve);
@@ -181,15 +198,40 @@ describe('native engine', () => {
   });
 
   it('holds no per-connection buffers while connections are idle', async () => {
+    // A connection holds a write buffer until its queue is written (the send
+    // callback) and a message buffer until the message is delivered; so a
+    // round trip is over, and both ends idle, once four things happened: the
+    // client's send callback, the server's message, the server's send
+    // callback, the client's message. The check waits for all four.
+    //
+    // A message reaches the receiver either in one read or across several:
+    // both ways are made to happen here, not left to the scheduler. A 1 MiB
+    // frame never fits one read. A 60000-byte frame does when it is all in
+    // the socket before the engine reads: the receiving side is paused until
+    // the sender's callback ran (on loopback the bytes are then in the
+    // peer's receive buffer) and a few loop turns passed.
     const wss = await startServer('native');
-    wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
+    const port = wss.address().port;
     const clients = [];
     for (let i = 0; i < 50; i++) {
-      const ws = new WebSocket(`ws://127.0.0.1:${wss.address().port}`);
-      clients.push(ws);
-      await once(ws, 'open');
-      ws.send(Buffer.alloc(100000));
-      await once(ws, 'message');
+      const whole = i % 2 === 0;
+      const size = whole ? 60000 : 1024 * 1024;
+      const client = track(new WebSocket(`ws://127.0.0.1:${port}`));
+      clients.push(client);
+      const [[server]] = await Promise.all([once(wss, 'connection'), once(client, 'open')]);
+      if (whole) {
+        server.pause();
+        client.pause();
+      }
+      await sent(client, Buffer.alloc(size, i));
+      await turns(3);
+      const [[data]] = await Promise.all([once(server, 'message'), whole && server.resume()]);
+      assert.strictEqual(data.length, size);
+      await sent(server, data);
+      await turns(3);
+      const [[echo]] = await Promise.all([once(client, 'message'), whole && client.resume()]);
+      assert.strictEqual(echo.length, size);
+      assert.strictEqual(engineStats()[1], 0, `bytes held after a ${size}-byte round trip read ${whole ? 'in one piece' : 'in pieces'}`);
     }
     const [conns, heldBytes] = engineStats();
     assert.strictEqual(conns, 100);
@@ -199,9 +241,14 @@ describe('native engine', () => {
   });
 });
 
+/** Sends `data` on `ws`; resolves once it is written (the send callback). */
+function sent(ws, data) {
+  return new Promise((resolve, reject) => ws.send(data, (err) => (err ? reject(err) : resolve())));
+}
+
 /** One client connection: send a unique message, check the echo, close. */
 async function cycle(url, tag, how = 0) {
-  const ws = new WebSocket(url);
+  const ws = track(new WebSocket(url));
   await once(ws, 'open');
   ws.send(tag);
   const [data] = await once(ws, 'message');
@@ -210,8 +257,4 @@ async function cycle(url, tag, how = 0) {
   else if (how === 1) ws.terminate();
   else ws.close(4000, 'x');
   await once(ws, 'close');
-}
-
-function turns(n) {
-  return n === 0 ? Promise.resolve() : new Promise((r) => setImmediate(r)).then(() => turns(n - 1));
 }

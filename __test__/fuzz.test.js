@@ -5,11 +5,9 @@
 // and every connection must end (no hang, no crash).
 
 const assert = require('assert');
-const { it } = require('node:test');
-
 const zlib = require('zlib');
 
-const { IMPLS, MASK, closeServer, frame, rawClient, rawServer, record, startServer } = require('./helpers');
+const { IMPLS, MASK, closeServer, frame, it, rawClient, rawServer, record, startServer, track } = require('./helpers');
 
 function prng(seed) {
   let x = seed >>> 0 || 1;
@@ -82,7 +80,7 @@ async function serverSees(impl, bytes, maxPayload, extensions) {
 
 async function clientSees(impl, bytes, maxPayload, extensions) {
   const { port, result } = await rawServer(bytes, { extensions });
-  const ws = new IMPLS[impl](`ws://127.0.0.1:${port}`, { maxPayload, perMessageDeflate: !!extensions });
+  const ws = track(new IMPLS[impl](`ws://127.0.0.1:${port}`, { maxPayload, perMessageDeflate: !!extensions }));
   const log = record(ws, []);
   await new Promise((resolve) => ws.on('close', resolve));
   return { log, sent: await result };
@@ -90,7 +88,7 @@ async function clientSees(impl, bytes, maxPayload, extensions) {
 
 for (const side of ['server', 'client']) {
   for (const deflate of [false, true]) {
-    it(`random frames to a ${side}${deflate ? ' with permessage-deflate' : ''}: same events and replies as ws`, async () => {
+    it(`random frames to a ${side}${deflate ? ' with permessage-deflate' : ''}: same events and replies as ws`, { timeout: 120000 }, async () => {
       const rand = prng(20261122 + (side === 'client' ? 7 : 0) + (deflate ? 13 : 0));
       const sees = side === 'server' ? serverSees : clientSees;
       const extensions = deflate ? 'permessage-deflate' : undefined;

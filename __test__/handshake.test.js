@@ -7,14 +7,14 @@
 const assert = require('assert');
 const http = require('http');
 const net = require('net');
-const { describe, it } = require('node:test');
+const { describe } = require('node:test');
 const { once } = require('events');
 
-const { IMPLS, closeServer, describeError, startServer } = require('./helpers');
+const { IMPLS, closeServer, describeError, it, startServer, track } = require('./helpers');
 
 /** Sends a raw HTTP request; resolves with the whole response text. */
 async function rawRequest(port, request) {
-  const sock = net.connect(port, '127.0.0.1');
+  const sock = track(net.connect(port, '127.0.0.1'));
   sock.write(request);
   let text = '';
   sock.setEncoding('latin1');
@@ -140,11 +140,11 @@ describe('server handshake', () => {
 describe('client handshake', () => {
   /** A server that answers the upgrade with `respond(req, socket)`. */
   async function clientAgainst(impl, respond, options) {
-    const server = http.createServer((req, res) => respond(req, null, res));
-    server.on('upgrade', (req, socket) => respond(req, socket));
+    const server = track(http.createServer((req, res) => respond(req, null, res)));
+    server.on('upgrade', (req, socket) => respond(req, track(socket)));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const ws = new IMPLS[impl](`ws://127.0.0.1:${server.address().port}/path?q=1`, ['p1', 'p2'], options);
+    const ws = track(new IMPLS[impl](`ws://127.0.0.1:${server.address().port}/path?q=1`, ['p1', 'p2'], options));
     const log = [];
     ws.on('upgrade', (res) => log.push(['upgrade', res.statusCode]));
     ws.on('open', () => log.push(['open', ws.protocol, ws.extensions]));

@@ -1,19 +1,122 @@
 'use strict';
 
 // Shared helpers for the tests: both implementations, event recorders and
-// raw peers that speak bytes, so that ws and ws-native can be compared.
+// raw peers that speak bytes, so that ws and ws-native can be compared;
+// and `it`, which closes whatever a test opened even when it fails.
 
 const crypto = require('crypto');
 const fs = require('fs');
 const https = require('https');
 const net = require('net');
 const path = require('path');
+const test = require('node:test');
+const { AsyncLocalStorage } = require('async_hooks');
+const { ChildProcess } = require('child_process');
 const { once } = require('events');
 
 const IMPLS = {
   ws: require('ws'),
   native: require('..')
 };
+
+/**
+ * A safety net, not a measure: no test here needs more than a few seconds,
+ * even with every core busy. A test that waits for an event that never
+ * comes fails after this long (and its resources are closed) instead of
+ * holding `npm test` forever.
+ */
+const TIMEOUT = 60000;
+
+const noop = () => {};
+
+/** What one test opened; closed when the test ends, pass or fail. */
+class Scope {
+  constructor() {
+    this.items = [];
+    this.closed = false;
+  }
+
+  add(item) {
+    // A test that timed out may still be running: what it opens after its
+    // end is closed at once.
+    if (this.closed) closeQuietly(item);
+    else this.items.push(item);
+    return item;
+  }
+
+  close() {
+    this.closed = true;
+    for (const item of this.items.splice(0).reverse()) closeQuietly(item);
+  }
+}
+
+const scopes = new AsyncLocalStorage();
+
+/**
+ * Registers `item` to be closed when the running test ends (after its
+ * assertions, whether they passed or not); returns it. Takes WebSockets and
+ * WebSocketServers of both implementations, net/http/https servers, sockets
+ * and streams, child processes, workers, timers, or a function to call.
+ * Outside a test run by `it` below, does nothing.
+ */
+function track(item) {
+  const scope = scopes.getStore();
+  return scope ? scope.add(item) : item;
+}
+
+/**
+ * Closes `item` at once, without waiting for anything and without letting
+ * errors out: by now the test has finished, its events no longer matter.
+ */
+function closeQuietly(item) {
+  try {
+    if (typeof item === 'function') item();
+    else if (item instanceof IMPLS.ws || item instanceof IMPLS.native) {
+      if (item.readyState !== item.CLOSED) {
+        item.on('error', noop);
+        item.terminate();
+      }
+    } else if (item instanceof IMPLS.ws.WebSocketServer || item instanceof IMPLS.native.WebSocketServer) {
+      item.on('error', noop);
+      if (item.clients) for (const ws of item.clients) closeQuietly(ws);
+      const server = item._server;
+      item.close();
+      if (server) closeQuietly(server);
+      if (item._testServer) closeQuietly(item._testServer);
+    } else if (item instanceof net.Server) {
+      if (item.closeAllConnections) item.closeAllConnections();
+      if (item.listening) item.close();
+    } else if (item instanceof ChildProcess) {
+      if (item.exitCode === null && item.signalCode === null) item.kill('SIGKILL');
+    } else if (typeof item.destroy === 'function') {
+      item.on('error', noop);
+      item.destroy();
+    } else if (typeof item.terminate === 'function') item.terminate();
+    else clearTimeout(item);
+  } catch {
+    // Already closed, or half made: nothing left to close.
+  }
+}
+
+/**
+ * node:test's `it`, with a timeout (TIMEOUT unless `options.timeout`) and a
+ * scope: what the body passes to `track()`, itself or through the helpers
+ * below, is closed when the test ends, also when an assertion fails or the
+ * test times out, so that a failure never leaves the process running.
+ */
+function it(name, options, fn) {
+  if (typeof options === 'function') [options, fn] = [{}, options];
+  return test.it(name, { timeout: TIMEOUT, ...options }, (t) => {
+    const scope = new Scope();
+    t.after(() => scope.close());
+    return scopes.run(scope, fn, t);
+  });
+}
+
+/** Resolves after `n` turns of the event loop (not a time). */
+function turns(n = 1) {
+  return n <= 0 ? Promise.resolve() : new Promise((r) => setImmediate(r)).then(() => turns(n - 1));
+}
 
 function statusCodeOf(err) {
   const sym = Object.getOwnPropertySymbols(err).find((s) => s.description === 'status-code');
@@ -60,14 +163,14 @@ const TLS = {
  */
 async function startServer(impl, options = {}, { tls = false } = {}) {
   if (tls) {
-    const server = https.createServer(TLS);
-    const wss = new IMPLS[impl].WebSocketServer({ server, ...options });
+    const server = track(https.createServer(TLS));
+    const wss = track(new IMPLS[impl].WebSocketServer({ server, ...options }));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     wss._testServer = server;
     return wss;
   }
-  const wss = new IMPLS[impl].WebSocketServer({ port: 0, host: '127.0.0.1', ...options });
+  const wss = track(new IMPLS[impl].WebSocketServer({ port: 0, host: '127.0.0.1', ...options }));
   await once(wss, 'listening');
   return wss;
 }
@@ -105,7 +208,7 @@ async function converse(serverImpl, clientImpl, script, { serverOptions, clientO
   });
 
   const url = serverUrl(wss, script.path);
-  const client = new IMPLS[clientImpl](url, script.protocols, clientOptions);
+  const client = track(new IMPLS[clientImpl](url, script.protocols, clientOptions));
   record(client, logs.client);
   if (script.client) script.client(client);
 
@@ -214,7 +317,7 @@ function parseFrames(buf) {
  * after the 101, as frames.
  */
 async function rawClient(port, bytes, { extensions, onOpen } = {}) {
-  const sock = net.connect(port, '127.0.0.1');
+  const sock = track(net.connect(port, '127.0.0.1'));
   await once(sock, 'connect');
   const key = crypto.randomBytes(16).toString('base64');
   sock.write(
@@ -248,6 +351,7 @@ async function rawServer(bytes, { extensions } = {}) {
   let resolveResult;
   const result = new Promise((r) => (resolveResult = r));
   const server = net.createServer((sock) => {
+    track(sock);
     let data = Buffer.alloc(0);
     let headerEnd = -1;
     sock.on('data', (d) => {
@@ -271,6 +375,7 @@ async function rawServer(bytes, { extensions } = {}) {
       resolveResult(parseFrames(data.subarray(headerEnd + 4)));
     });
   });
+  track(server);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return { port: server.address().port, result };
@@ -280,12 +385,14 @@ module.exports = {
   IMPLS,
   MASK,
   PAIRS,
+  TIMEOUT,
   assertSameAsWs,
   closeServer,
   converse,
   describe,
   describeError,
   frame,
+  it,
   parseFrames,
   rawClient,
   rawServer,
@@ -293,5 +400,7 @@ module.exports = {
   sameForBoth,
   serverUrl,
   startServer,
-  statusCodeOf
+  statusCodeOf,
+  track,
+  turns
 };

@@ -12,14 +12,15 @@ const http = require('http');
 const os = require('os');
 const path = require('path');
 const { Duplex, PassThrough } = require('stream');
-const { describe, it } = require('node:test');
+const { describe } = require('node:test');
 const { once } = require('events');
 
-const { describeError, record, sameForBoth } = require('./helpers');
+const { describeError, it, record, sameForBoth, track } = require('./helpers');
 
 const same = (scenario) => sameForBoth(assert, scenario);
 
 function listen(server) {
+  track(server);
   server.listen(0, '127.0.0.1');
   return once(server, 'listening').then(() => server.address().port);
 }
@@ -41,8 +42,9 @@ describe('integration', () => {
         res.send({ result: 'OK' });
       });
       const server = http.createServer(app);
-      const wss = new WebSocket.WebSocketServer({ clientTracking: false, noServer: true });
+      const wss = track(new WebSocket.WebSocketServer({ clientTracking: false, noServer: true }));
       server.on('upgrade', (request, socket, head) => {
+        track(socket);
         socket.on('error', () => {});
         sessionParser(request, {}, () => {
           if (!request.session.userId) {
@@ -54,17 +56,18 @@ describe('integration', () => {
         });
       });
       wss.on('connection', (ws, request) => {
+        track(ws);
         ws.on('message', (m) => ws.send(`${request.session.userId}: ${m}`));
       });
       const port = await listen(server);
 
-      const anonymous = new WebSocket(`ws://127.0.0.1:${port}`);
+      const anonymous = track(new WebSocket(`ws://127.0.0.1:${port}`));
       record(anonymous, log);
       await closed(anonymous);
 
       const res = await fetch(`http://127.0.0.1:${port}/login`, { method: 'POST' });
       const cookie = res.headers.get('set-cookie').split(';')[0];
-      const ws = new WebSocket(`ws://127.0.0.1:${port}`, { headers: { cookie } });
+      const ws = track(new WebSocket(`ws://127.0.0.1:${port}`, { headers: { cookie } }));
       record(ws, log);
       ws.on('open', () => ws.send('hello'));
       ws.on('message', () => ws.close());
@@ -83,13 +86,13 @@ describe('integration', () => {
     await same(async (WebSocket, log) => {
       for (const secure of [true, false]) {
         const server = secure ? https.createServer(tls) : http.createServer();
-        const wss = new WebSocket.Server({ server, perMessageDeflate: true });
+        const wss = track(new WebSocket.Server({ server, perMessageDeflate: true }));
         wss.on('connection', (ws, req) => {
           log.push(['connection', req.headers['sec-websocket-extensions'] !== undefined, !!req.socket.encrypted]);
           ws.on('message', (m, isBinary) => ws.send(m, { binary: isBinary }));
         });
         const port = await listen(server);
-        const ws = new WebSocket(`${secure ? 'wss' : 'ws'}://localhost:${port}`, { rejectUnauthorized: false });
+        const ws = track(new WebSocket(`${secure ? 'wss' : 'ws'}://localhost:${port}`, { rejectUnauthorized: false }));
         record(ws, log);
         ws.on('open', () => ws.send('x'.repeat(10000)));
         ws.on('message', () => ws.close(1000));
@@ -103,11 +106,15 @@ describe('integration', () => {
   it('handleUpgrade called after async middleware, with data already sent', async () => {
     await same(async (WebSocket, log) => {
       const server = http.createServer();
-      const wss = new WebSocket.Server({ noServer: true });
+      const wss = track(new WebSocket.Server({ noServer: true }));
+      // The client sends a frame right after the handshake request; the
+      // "middleware" upgrades once the client's write of it is done, so the
+      // frame waits in the socket (on loopback, written bytes are in the
+      // peer's receive buffer) until the upgrade completes.
+      let frameWritten;
+      const written = new Promise((r) => (frameWritten = r));
       server.on('upgrade', (req, socket, head) => {
-        // The client sends a frame right after the handshake request; it
-        // waits in the socket until the upgrade completes.
-        setTimeout(() => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)), 20);
+        written.then(() => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)));
       });
       let serverClosed;
       const serverDone = new Promise((r) => (serverClosed = r));
@@ -118,7 +125,7 @@ describe('integration', () => {
       });
       const port = await listen(server);
       const net = require('net');
-      const sock = net.connect(port, '127.0.0.1');
+      const sock = track(net.connect(port, '127.0.0.1'));
       await once(sock, 'connect');
       const mask = Buffer.from([1, 2, 3, 4]);
       const payload = Buffer.from('early').map((b, i) => b ^ mask[i % 4]);
@@ -126,7 +133,7 @@ describe('integration', () => {
         'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
           'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'
       );
-      sock.write(Buffer.concat([Buffer.from([0x81, 0x85]), mask, payload]));
+      sock.write(Buffer.concat([Buffer.from([0x81, 0x85]), mask, payload]), frameWritten);
       // Answer the server's close frame so that the closing handshake ends.
       let received = Buffer.alloc(0);
       sock.on('data', (d) => {
@@ -146,19 +153,19 @@ describe('integration', () => {
   it('several servers sharing one HTTP server by path (noServer)', async () => {
     await same(async (WebSocket, log) => {
       const server = http.createServer();
-      const wss1 = new WebSocket.WebSocketServer({ noServer: true });
-      const wss2 = new WebSocket.WebSocketServer({ noServer: true });
+      const wss1 = track(new WebSocket.WebSocketServer({ noServer: true }));
+      const wss2 = track(new WebSocket.WebSocketServer({ noServer: true }));
       wss1.on('connection', (ws) => ws.send('one'));
       wss2.on('connection', (ws) => ws.send('two'));
       server.on('upgrade', (request, socket, head) => {
         const { pathname } = new URL(request.url, 'ws://base.url');
         const target = pathname === '/foo' ? wss1 : pathname === '/bar' ? wss2 : null;
-        if (!target) return socket.destroy();
+        if (!target) return track(socket).destroy();
         target.handleUpgrade(request, socket, head, (ws) => target.emit('connection', ws, request));
       });
       const port = await listen(server);
       for (const p of ['/foo', '/bar', '/baz']) {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}${p}`);
+        const ws = track(new WebSocket(`ws://127.0.0.1:${port}${p}`));
         record(ws, log);
         ws.on('message', () => ws.close());
         await closed(ws);
@@ -170,18 +177,18 @@ describe('integration', () => {
   it('in-memory Duplex streams, as @fastify/websocket injectWS uses them', async () => {
     await same(async (WebSocket, log) => {
       const server = http.createServer();
-      const wss = new WebSocket.Server({ noServer: true });
+      const wss = track(new WebSocket.Server({ noServer: true }));
       wss.on('connection', (ws, req) => {
         record(ws, log);
         ws.on('message', (m) => ws.send(`echo ${m} ${req.url}`));
       });
       server.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)));
 
-      const a = new PassThrough();
-      const b = new PassThrough();
-      const serverStream = Duplex.from({ readable: a, writable: b });
-      const clientStream = Duplex.from({ readable: b, writable: a });
-      const ws = new WebSocket(null, undefined, { isServer: false });
+      const a = track(new PassThrough());
+      const b = track(new PassThrough());
+      const serverStream = track(Duplex.from({ readable: a, writable: b }));
+      const clientStream = track(Duplex.from({ readable: b, writable: a }));
+      const ws = track(new WebSocket(null, undefined, { isServer: false }));
       record(ws, log);
       const onData = (chunk) => {
         if (chunk.toString().includes('HTTP/1.1 101 Switching Protocols')) {
@@ -210,12 +217,13 @@ describe('integration', () => {
     await same(async (WebSocket, log) => {
       const sockPath = path.join(os.tmpdir(), `ws-native-${process.pid}.sock`);
       fs.rmSync(sockPath, { force: true });
-      const server = http.createServer();
-      const wss = new WebSocket.Server({ server });
+      track(() => fs.rmSync(sockPath, { force: true }));
+      const server = track(http.createServer());
+      const wss = track(new WebSocket.Server({ server }));
       wss.on('connection', (ws, req) => ws.send(`path ${req.url}`));
       server.listen(sockPath);
       await once(server, 'listening');
-      const ws = new WebSocket(`ws+unix://${sockPath}:/some/path?x=1`);
+      const ws = track(new WebSocket(`ws+unix://${sockPath}:/some/path?x=1`));
       record(ws, log);
       ws.on('message', () => ws.close());
       await closed(ws);
@@ -229,8 +237,9 @@ describe('integration', () => {
         res.writeHead(302, { Location: '/final' });
         res.end();
       });
-      const wss = new WebSocket.Server({ noServer: true });
+      const wss = track(new WebSocket.Server({ noServer: true }));
       server.on('upgrade', (req, socket, head) => {
+        track(socket);
         if (req.url !== '/final') {
           socket.end('HTTP/1.1 302 Found\r\nLocation: /final\r\n\r\n');
           return;
@@ -239,11 +248,11 @@ describe('integration', () => {
         wss.handleUpgrade(req, socket, head, (ws) => ws.close(1000, 'landed'));
       });
       const port = await listen(server);
-      const ws = new WebSocket(`ws://user:pass@127.0.0.1:${port}/start`, { followRedirects: true });
+      const ws = track(new WebSocket(`ws://user:pass@127.0.0.1:${port}/start`, { followRedirects: true }));
       ws.on('redirect', (url) => log.push(['redirect', url.replace(String(port), 'PORT')]));
       record(ws, log);
       await closed(ws);
-      const tooMany = new WebSocket(`ws://127.0.0.1:${port}/start`, { followRedirects: true, maxRedirects: 0 });
+      const tooMany = track(new WebSocket(`ws://127.0.0.1:${port}/start`, { followRedirects: true, maxRedirects: 0 }));
       tooMany.on('error', (e) => log.push(['error', ...describeError(e)]));
       await closed(tooMany);
       server.close();

@@ -6,9 +6,9 @@
 
 const assert = require('assert');
 const zlib = require('zlib');
-const { describe, it } = require('node:test');
+const { describe } = require('node:test');
 
-const { IMPLS, MASK, closeServer, frame, rawClient, rawServer, record, startServer } = require('./helpers');
+const { IMPLS, MASK, closeServer, frame, it, rawClient, rawServer, record, startServer, track } = require('./helpers');
 
 const m = (opcode, payload, opts = {}) => frame(opcode, payload, { mask: MASK, ...opts });
 
@@ -38,7 +38,7 @@ async function serverSees(impl, bytes, serverOptions = {}, extensions) {
 /** Sends `bytes` from a raw server to a client of `impl`. */
 async function clientSees(impl, bytes, clientOptions = {}, extensions) {
   const { port, result } = await rawServer(bytes, { extensions });
-  const ws = new IMPLS[impl](`ws://127.0.0.1:${port}`, clientOptions);
+  const ws = track(new IMPLS[impl](`ws://127.0.0.1:${port}`, clientOptions));
   const log = record(ws, []);
   await new Promise((resolve) => ws.on('close', resolve));
   return { log, frames: await result };

@@ -4,9 +4,9 @@
 // finish, close and error in the same order as ws.
 
 const assert = require('assert');
-const { describe, it } = require('node:test');
+const { describe } = require('node:test');
 
-const { closeServer, describeError, sameForBoth, startServer } = require('./helpers');
+const { closeServer, describeError, it, sameForBoth, startServer, track } = require('./helpers');
 
 function watch(duplex, ws, log, tag) {
   duplex.on('data', (d) => log.push([tag, 'data', String(d)]));
@@ -21,7 +21,7 @@ const same = (scenario) => sameForBoth(assert, scenario, { sides: ['client', 'se
 
 async function pairOf(WebSocket, impl) {
   const wss = await startServer(impl);
-  const client = new WebSocket(`ws://127.0.0.1:${wss.address().port}`);
+  const client = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`));
   const server = await new Promise((resolve) => wss.once('connection', resolve));
   return { wss, client, server };
 }

@@ -4,11 +4,17 @@
 
 const assert = require('assert');
 const path = require('path');
-const { execFileSync } = require('child_process');
-const { it } = require('node:test');
+const { execFile } = require('child_process');
 
-it('index.d.ts type-checks typical ws code', () => {
+const { it, track } = require('./helpers');
+
+it('index.d.ts type-checks typical ws code', { timeout: 180000 }, async () => {
   const tsc = require.resolve('typescript/bin/tsc');
-  const out = execFileSync(process.execPath, [tsc, '-p', path.join(__dirname, 'types')], { encoding: 'utf8' });
+  const out = await new Promise((resolve, reject) => {
+    const child = execFile(process.execPath, [tsc, '-p', path.join(__dirname, 'types')], { encoding: 'utf8' }, (err, stdout, stderr) =>
+      err ? reject(new Error(`tsc failed (${err.code || err.signal}):\n${stdout}${stderr}`)) : resolve(stdout)
+    );
+    track(child);
+  });
   assert.strictEqual(out, '');
 });

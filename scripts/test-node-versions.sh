@@ -30,7 +30,7 @@ for major in "${versions[@]}"; do
   bin=$(node_for "$major")
   echo "== Node $("$bin" --version)"
   # The test files are listed by the shell, as in `npm test`.
-  if ! PATH="$(dirname "$bin"):$PATH" "$bin" --test __test__/*.test.js; then
+  if ! PATH="$(dirname "$bin"):$PATH" "$bin" --test --test-force-exit --test-timeout=600000 __test__/*.test.js; then
     echo "== FAILED on Node $major"
     status=1
   fi
