@@ -174,7 +174,8 @@ class NativeTransport {
   }
 
   end() {
-    this.socket.end();
+    // Ending twice makes Node build (and drop) an error: skip it.
+    if (!this.socket.writableEnded) this.socket.end();
   }
 
   destroy() {
@@ -191,7 +192,7 @@ class NativeTransport {
 
   /** After a close frame: read on, paused or not (the parser ignores the rest). */
   readToEnd() {
-    this.socket.resume();
+    if (this.ws._paused) this.socket.resume();
   }
 
   // ---- The adopted socket's stream methods (adopted-socket.js). ----

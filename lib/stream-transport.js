@@ -67,7 +67,8 @@ class StreamTransport {
   }
 
   end() {
-    this.socket.end();
+    // Ending twice makes Node build (and drop) an error: skip it.
+    if (!this.socket.writableEnded) this.socket.end();
   }
 
   destroy() {
