@@ -7,18 +7,10 @@ const assert = require('assert');
 const { describe } = require('node:test');
 const { once } = require('events');
 
-const { closeServer, describeError, it, record, sameForBoth, startServer, track } = require('./helpers');
+const { attempt, closeServer, describeError, it, record, sameForBoth, startServer, track } = require('./helpers');
 
 const same = (scenario) => sameForBoth(assert, scenario);
 
-function attempt(log, label, fn) {
-  try {
-    const r = fn();
-    log.push([label, 'ok', r === undefined ? 'undefined' : r]);
-  } catch (err) {
-    log.push([label, 'threw', ...describeError(err)]);
-  }
-}
 
 /** A connected pair: a server of `serverImpl` and a client of `impl`. */
 async function pair(WebSocket, serverImpl = 'ws', options = {}) {

@@ -11,7 +11,7 @@ const Module = require('module');
 const path = require('path');
 const { describe, it } = require('node:test');
 
-const { IMPLS, MASK, describeError, frame, record, sameForBoth } = require('./helpers');
+const { IMPLS, MASK, describeError, frame, record, sameForBoth, waitFor } = require('./helpers');
 
 const PLUGIN_DIR = path.dirname(require.resolve('@fastify/websocket/package.json')) + path.sep;
 const PLUGIN_ENTRY = require.resolve('@fastify/websocket');
@@ -19,7 +19,6 @@ const PLUGIN_ENTRY = require.resolve('@fastify/websocket');
 // How long a scenario waits for an event before it logs a stall and moves
 // on. It only fires when an implementation never delivers the event, so
 // that the difference shows in the logs instead of as a test timeout.
-const STALL_MS = 3000;
 
 /**
  * Loads @fastify/websocket with its `require('ws')` answered by `impl`.
@@ -88,22 +87,6 @@ function closed(ws) {
   return new Promise((resolve) => ws.once('close', resolve));
 }
 
-/**
- * Waits for `promise`; when it has not settled after STALL_MS, logs
- * ['stalled', what] and returns, so that the scenario ends and cleans up.
- */
-async function waitFor(log, promise, what) {
-  let timer;
-  const stall = new Promise((resolve) => {
-    timer = setTimeout(() => resolve('stalled'), STALL_MS);
-  });
-  try {
-    const result = await Promise.race([promise.then(() => 'done'), stall]);
-    if (result === 'stalled') log.push(['stalled', what]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Resolves when `count` calls of the returned `tick` were made. */
 function counter(count) {

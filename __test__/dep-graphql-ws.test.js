@@ -13,13 +13,12 @@ const graphql = require('graphql');
 const { createClient, CloseCode } = require('graphql-ws');
 const { useServer } = require('graphql-ws/use/ws');
 
-const { record, sameForBoth, serverUrl, startServer } = require('./helpers');
+const { record, sameForBoth, serverUrl, startServer, waitFor } = require('./helpers');
 
 const PROTOCOL = 'graphql-transport-ws';
 
 // How long a scenario waits for an event before it logs a stall and moves
 // on; it only fires when an implementation never delivers the event.
-const STALL_MS = 3000;
 
 function same(scenario) {
   const logs = {};
@@ -35,18 +34,6 @@ function same(scenario) {
   });
 }
 
-async function waitFor(log, promise, what) {
-  let timer;
-  const stall = new Promise((resolve) => {
-    timer = setTimeout(() => resolve('stalled'), STALL_MS);
-  });
-  try {
-    const result = await Promise.race([promise.then(() => 'done'), stall]);
-    if (result === 'stalled') log.push(['stalled', what]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A promise with its resolve function. */
 function deferred() {

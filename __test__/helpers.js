@@ -381,12 +381,44 @@ async function rawServer(bytes, { extensions } = {}) {
   return { port: server.address().port, result };
 }
 
+/**
+ * Runs `fn`, logging what it returned or the error it threw, so that
+ * argument checks compare between ws and ws-native.
+ */
+function attempt(log, label, fn) {
+  try {
+    const r = fn();
+    log.push([label, 'ok', r === undefined ? 'undefined' : r]);
+  } catch (err) {
+    log.push([label, 'threw', ...describeError(err)]);
+  }
+}
+
+/**
+ * Waits for `promise`; when it has not settled after `ms`, logs
+ * ['stalled', what] and returns, so that a scenario whose event never comes
+ * ends (and cleans up) with a log that differs, rather than hanging.
+ */
+async function waitFor(log, promise, what, ms = 3000) {
+  let timer;
+  const stall = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('stalled'), ms);
+  });
+  try {
+    const result = await Promise.race([promise.then(() => 'done'), stall]);
+    if (result === 'stalled') log.push(['stalled', what]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 module.exports = {
   IMPLS,
   MASK,
   PAIRS,
   TIMEOUT,
   assertSameAsWs,
+  attempt,
   closeServer,
   converse,
   describe,
@@ -402,5 +434,6 @@ module.exports = {
   startServer,
   statusCodeOf,
   track,
-  turns
+  turns,
+  waitFor
 };

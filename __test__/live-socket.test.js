@@ -193,53 +193,37 @@ for (const tls of [false, true]) {
       );
     });
 
-    it('end() half-closes: the peer ends too, both close 1006', async (t) => {
-      await sameForBoth(
-        assert,
-        async (WebSocket, log) => {
-          let server;
-          const { url } = await upgradeServer(t, WebSocket, tls, (ws, req, socket) => {
-            server = ws;
-            logEvents(ws, 'server', log);
-            logSocket(socket, 'server', log);
-            ws.on('message', () => socket.end());
-          });
-          const c = client(t, WebSocket, url, tls);
-          logEvents(c, 'client', log);
-          c.on('open', () => {
-            logSocket(c._socket, 'client', log);
-            c.send('go');
-          });
-          await closed(c);
-          await closed(server);
-        },
-        { sides: SIDES }
-      );
-    });
-
-    it("the socket's own events on a normal close", async (t) => {
-      await sameForBoth(
-        assert,
-        async (WebSocket, log) => {
-          let server;
-          const { url } = await upgradeServer(t, WebSocket, tls, (ws, req, socket) => {
-            server = ws;
-            logEvents(ws, 'server', log);
-            logSocket(socket, 'server', log);
-            ws.on('message', () => ws.close(1000, 'bye'));
-          });
-          const c = client(t, WebSocket, url, tls);
-          logEvents(c, 'client', log);
-          c.on('open', () => {
-            logSocket(c._socket, 'client', log);
-            c.send('go');
-          });
-          await closed(c);
-          await closed(server);
-        },
-        { sides: SIDES }
-      );
-    });
+    // The socket's own events and the WebSocket's, on both ends, when the
+    // server reacts to the client's message in each of these ways.
+    const endings = {
+      'end() half-closes: the peer ends too, both close 1006': (ws, socket) => socket.end(),
+      "the socket's own events on a normal close": (ws) => ws.close(1000, 'bye')
+    };
+    for (const [name, react] of Object.entries(endings)) {
+      it(name, async (t) => {
+        await sameForBoth(
+          assert,
+          async (WebSocket, log) => {
+            let server;
+            const { url } = await upgradeServer(t, WebSocket, tls, (ws, req, socket) => {
+              server = ws;
+              logEvents(ws, 'server', log);
+              logSocket(socket, 'server', log);
+              ws.on('message', () => react(ws, socket));
+            });
+            const c = client(t, WebSocket, url, tls);
+            logEvents(c, 'client', log);
+            c.on('open', () => {
+              logSocket(c._socket, 'client', log);
+              c.send('go');
+            });
+            await closed(c);
+            await closed(server);
+          },
+          { sides: SIDES }
+        );
+      });
+    }
 
     it('setTimeout() on the upgraded socket emits timeout on an idle connection', async (t) => {
       await sameForBoth(

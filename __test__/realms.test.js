@@ -9,7 +9,7 @@ const assert = require('assert');
 const vm = require('vm');
 const { describe, it } = require('node:test');
 
-const { describeError, sameForBoth, startServer, serverUrl, closeServer } = require('./helpers');
+const { attempt, sameForBoth, startServer, serverUrl, closeServer } = require('./helpers');
 
 const foreign = vm.createContext({});
 const make = (src) => vm.runInContext(src, foreign);
@@ -29,16 +29,6 @@ function foreignValues() {
 
 function closed(ws) {
   return new Promise((resolve) => (ws.readyState === 3 ? resolve() : ws.on('close', resolve)));
-}
-
-/** Tries `fn`, logging its outcome (ok, or the error it threw). */
-function attempt(log, what, fn) {
-  try {
-    fn();
-    log.push([what, 'ok']);
-  } catch (err) {
-    log.push([what, 'threw', ...describeError(err)]);
-  }
 }
 
 for (const tls of [false, true]) {

@@ -15,7 +15,7 @@ const path = require('path');
 const { describe, it } = require('node:test');
 const { once } = require('events');
 
-const { IMPLS, MASK, describeError, frame, rawClient, rawServer, record, sameForBoth } = require('./helpers');
+const { IMPLS, MASK, attempt, describeError, frame, rawClient, rawServer, record, sameForBoth } = require('./helpers');
 
 const REF = IMPLS.ws;
 const TLS = {
@@ -41,14 +41,6 @@ async function debugBoth(scenario, { sides } = {}) {
   for (const side of [...(sides || []), undefined]) assert.deepStrictEqual(pick(logs.native, side), pick(logs.ws, side));
 }
 
-function attempt(log, label, fn) {
-  try {
-    const r = fn();
-    log.push([label, 'ok', r === undefined ? 'undefined' : r]);
-  } catch (err) {
-    log.push([label, 'threw', ...describeError(err)]);
-  }
-}
 
 function closed(ws) {
   return new Promise((resolve) => (ws.readyState === 3 ? resolve() : ws.once('close', () => resolve())));
