@@ -1,0 +1,104 @@
+'use strict';
+
+// Hostile peers: inputs built to exhaust memory or CPU get ws's error and
+// close code, and cost ws-native a bounded amount. Each runs against ws too.
+
+const assert = require('assert');
+const crypto = require('crypto');
+const net = require('net');
+const path = require('path');
+const zlib = require('zlib');
+const { spawn } = require('child_process');
+const { describe } = require('node:test');
+const { once } = require('events');
+
+const { frame, it, parseFrames, track } = require('./helpers');
+
+/** A raw DEFLATE stream of `size` zero bytes, made a MiB at a time. */
+async function deflatedZeros(size) {
+  const d = zlib.createDeflateRaw({ level: 9 });
+  const out = [];
+  d.on('data', (c) => out.push(c));
+  const chunk = Buffer.alloc(1 << 20);
+  for (let left = size; left > 0; left -= chunk.length) {
+    if (!d.write(left >= chunk.length ? chunk : chunk.subarray(0, left))) await once(d, 'drain');
+  }
+  d.end();
+  await once(d, 'end');
+  return Buffer.concat(out);
+}
+
+/** Starts fixtures/bomb-server.js for `impl`; resolves with the child and its port. */
+async function bombServer(impl) {
+  const child = track(spawn(process.execPath, [path.join(__dirname, 'fixtures', 'bomb-server.js'), impl], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const lines = [];
+  let buffered = '';
+  const waiters = [];
+  child.stdout.on('data', (d) => {
+    buffered += d;
+    let nl;
+    while ((nl = buffered.indexOf('\n')) !== -1) {
+      lines.push(buffered.slice(0, nl));
+      buffered = buffered.slice(nl + 1);
+      while (waiters.length && waiters[0].n <= lines.length) waiters.shift().resolve();
+    }
+  });
+  const line = (n) => (lines.length >= n ? Promise.resolve(lines[n - 1]) : new Promise((resolve) => waiters.push({ n, resolve })).then(() => lines[n - 1]));
+  return { child, port: +(await line(1)), line };
+}
+
+/** A raw client offering permessage-deflate; resolves with the socket once upgraded. */
+async function rawDeflateClient(port) {
+  const sock = track(net.connect(port, '127.0.0.1'));
+  await once(sock, 'connect');
+  sock.write(
+    'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+      'Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n'
+  );
+  let data = Buffer.alloc(0);
+  await new Promise((resolve) => {
+    sock.on('data', function onData(d) {
+      data = Buffer.concat([data, d]);
+      const end = data.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      sock.removeListener('data', onData);
+      resolve();
+    });
+  });
+  const received = [];
+  // The server's close frame is all it sends: answer it with a FIN.
+  sock.on('data', (d) => {
+    received.push(d);
+    sock.end();
+  });
+  sock.on('error', () => {});
+  const closed = new Promise((resolve) => sock.on('close', () => resolve(parseFrames(Buffer.concat(received)))));
+  return { sock, closed };
+}
+
+describe('hostile peers', () => {
+  it('a decompression bomb (1 GiB of zeros in one message) against maxPayload 1 MiB', { timeout: 60000 }, async (t) => {
+    const bomb = await deflatedZeros(1 << 30);
+    const mask = crypto.randomBytes(4);
+    const wire = frame(0x2, bomb, { rsv: 4, mask });
+    const results = {};
+    for (const impl of ['ws', 'native']) {
+      const { port, line } = await bombServer(impl);
+      const { sock, closed } = await rawDeflateClient(port);
+      sock.write(wire);
+      const frames = await closed;
+      const report = JSON.parse(await line(2));
+      results[impl] = { report, frames };
+    }
+    for (const impl of ['ws', 'native']) {
+      const { report, frames } = results[impl];
+      assert.deepStrictEqual(report.error, ['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'Max payload size exceeded'], impl);
+      assert.strictEqual(report.code, 1006, impl);
+      assert.deepStrictEqual(frames.map((f) => [f.opcode, f.payload.slice(0, 4)]), [[8, '03f1']], `${impl}: a close frame with 1009`);
+    }
+    const growth = results.native.report.after - results.native.report.before;
+    t.diagnostic(`peak RSS growth: ws-native ${growth} KiB, ws ${results.ws.report.after - results.ws.report.before} KiB`);
+    assert.ok(growth < 4096, `ws-native's peak RSS grew by ${growth} KiB (ws: ${results.ws.report.after - results.ws.report.before} KiB)`);
+  });
+});
