@@ -12,7 +12,7 @@ const { spawn } = require('child_process');
 const { describe } = require('node:test');
 const { once } = require('events');
 
-const { frame, it, parseFrames, track } = require('./helpers');
+const { MASK, frame, it, parseFrames, rawClient, record, sameForBoth, startServer, track } = require('./helpers');
 
 /** A raw DEFLATE stream of `size` zero bytes, made a MiB at a time. */
 async function deflatedZeros(size) {
@@ -101,4 +101,53 @@ describe('hostile peers', () => {
     t.diagnostic(`peak RSS growth: ws-native ${growth} KiB, ws ${results.ws.report.after - results.ws.report.before} KiB`);
     assert.ok(growth < 4096, `ws-native's peak RSS grew by ${growth} KiB (ws: ${results.ws.report.after - results.ws.report.before} KiB)`);
   });
+
+  // A flood of small frames from a raw client: the server's events and the
+  // frames it sends back must be ws's, and it must get through them in
+  // linear time (the test's timeout bounds it).
+  const floods = {
+    '100,000 one-byte fragments': () => {
+      const parts = [frame(0x1, 'a', { fin: false, mask: MASK })];
+      const middle = frame(0x0, 'a', { fin: false, mask: MASK });
+      for (let i = 0; i < 100000; i++) parts.push(middle);
+      parts.push(frame(0x0, 'a', { mask: MASK }));
+      return Buffer.concat(parts);
+    },
+    // Past maxPendingAutoPongs (60) unanswered pongs the server terminates.
+    // How many pings it parses first depends on its read size (ws 64 KiB,
+    // ws-native 256 KiB), so the log keeps what does not: 1006, no message,
+    // at most 60 pongs, no close frame.
+    '100,000 pings inside a fragmented message': () => {
+      const parts = [frame(0x1, 'start', { fin: false, mask: MASK })];
+      const ping = frame(0x9, 'p', { mask: MASK });
+      for (let i = 0; i < 100000; i++) parts.push(ping);
+      parts.push(frame(0x0, 'end', { mask: MASK }), frame(0x8, Buffer.from([0x03, 0xe8]), { mask: MASK }));
+      return Buffer.concat(parts);
+    }
+  };
+  for (const [name, build] of Object.entries(floods)) {
+    it(name, { timeout: 60000 }, async () => {
+      const bytes = build();
+      await sameForBoth(assert, async (WebSocket, log, impl) => {
+        const wss = track(await startServer(impl));
+        let pings = 0;
+        let serverClosed;
+        const serverDone = new Promise((resolve) => (serverClosed = resolve));
+        wss.on('connection', (ws) => {
+          record(ws, log);
+          ws.removeAllListeners('ping');
+          ws.on('ping', () => pings++);
+          ws.on('close', serverClosed);
+        });
+        const frames = await rawClient(wss.address().port, bytes);
+        await serverDone;
+        const pongs = frames.filter((f) => f.opcode === 10).length;
+        log.push(
+          ['pings', name.includes('pings') ? pings >= 60 : pings],
+          ['pongs back', name.includes('pings') ? pongs <= 60 : pongs],
+          ['close frame', frames.filter((f) => f.opcode === 8).map((f) => f.payload.slice(0, 4))]
+        );
+      });
+    });
+  }
 });
