@@ -21,7 +21,7 @@ pub struct NativeEngine {
 #[napi]
 impl NativeEngine {
     /// `onBatch(tape, arena, bigs)` receives every loop turn's events.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(env: Env, on_batch: Unknown) -> Result<Self> {
         let eng = unsafe { Engine::create(env.raw(), on_batch.raw()) }.map_err(js_err)?;
         Ok(NativeEngine { eng, scratch: Vec::new() })
@@ -34,7 +34,7 @@ impl NativeEngine {
     }
 
     /// Adopts a connected socket's fd; see `conn_config` for `limits` and `deflate`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn adopt(
         &mut self,
         fd: i32,
@@ -51,7 +51,7 @@ impl NativeEngine {
     }
 
     /// Queues a data frame (`opcode` 1 or 2); returns `sent_code`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn send(&mut self, env: Env, id: u32, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<u32> {
         if flags & (F_MASK | F_MASK_KEY) == 0 {
             if let Some(sent) = unsafe { self.send_external(env.raw(), id, data.raw(), opcode, flags) } {
@@ -110,7 +110,7 @@ impl NativeEngine {
     }
 
     /// Queues a close (8), ping (9) or pong (10) frame.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn control(&mut self, env: Env, id: u32, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<u32> {
         let eng = self.engine();
         with_bytes(&env, &data, &mut self.scratch, |bytes| {
@@ -120,48 +120,48 @@ impl NativeEngine {
     }
 
     /// Queues bytes that already form frames.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn send_raw(&mut self, env: Env, id: u32, data: Unknown, flags: u32) -> Result<u32> {
         let eng = self.engine();
         with_bytes(&env, &data, &mut self.scratch, |bytes| eng.send_raw(id, bytes, ack(flags))).map(sent_code)
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn end(&mut self, id: u32) {
         self.engine().end(id);
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn destroy(&mut self, id: u32) {
         self.engine().destroy(id);
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn pause(&mut self, id: u32) {
         self.engine().set_paused(id, true);
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn resume(&mut self, id: u32) {
         self.engine().set_paused(id, false);
     }
 
     /// `[bytesRead, bytesWritten]` of the engine's own I/O on `id`; for a
     /// closed connection its final counts, given once.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn counters(&mut self, id: u32) -> Vec<f64> {
         let (read, written) = self.engine().counters(id);
         vec![read as f64, written as f64]
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn buffered_amount(&self, id: u32) -> f64 {
         self.engine().buffered_amount(id) as f64
     }
 
     /// `[connections, heap bytes they hold, malloc in use, malloc total]`,
     /// for tests and benchmarks (the last two are 0 where glibc is absent).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn stats(&self) -> Vec<f64> {
         let e = self.engine();
         let (used, total) = malloc_stats();

@@ -9,3 +9,9 @@ pub mod stream_core;
 pub fn error_codes() -> Vec<&'static str> {
     crate::core::error::CODES.to_vec()
 }
+
+/// Makes the next parse on this thread panic (tests of panic containment).
+#[napi_derive::napi]
+pub fn inject_panic() {
+    crate::core::receiver::panic_injection::arm();
+}

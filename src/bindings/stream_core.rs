@@ -22,7 +22,7 @@ pub struct StreamCore {
 
 #[napi]
 impl StreamCore {
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(is_server: bool, limits: Vec<f64>, deflate: Option<Vec<f64>>) -> Self {
         let (receiver, encoder) = conn_config(is_server, &limits, deflate.as_deref()).codec();
         StreamCore { receiver, encoder, masks: MaskPool::default(), batch: Batch::default(), scratch: Vec::new() }
@@ -31,7 +31,7 @@ impl StreamCore {
     /// Parses a chunk read from the stream. Returns the events in the
     /// engine's batch format (`[tape, arena, bigs]`, connection id 0), or
     /// undefined when there are none.
-    #[napi(ts_return_type = "[Uint32Array, Buffer, Buffer[] | undefined] | undefined")]
+    #[napi(ts_return_type = "[Uint32Array, Buffer, Buffer[] | undefined] | undefined", catch_unwind)]
     pub fn feed(&mut self, env: Env, chunk: BufferSlice) -> Result<Unknown<'_>> {
         let start = self.batch.arena.len();
         self.batch.arena.extend_from_slice(&chunk);
@@ -54,7 +54,7 @@ impl StreamCore {
     }
 
     /// Frames a data message (`opcode` 1 or 2) and returns the bytes to write.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn encode(&mut self, env: Env, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {
         self.frame(&env, &data, flags, mask_key, |enc, out, bytes, key| {
             enc.data(out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
@@ -62,7 +62,7 @@ impl StreamCore {
     }
 
     /// Frames a close (8), ping (9) or pong (10) frame.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn encode_control(&mut self, env: Env, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {
         self.frame(&env, &data, flags, mask_key, |enc, out, bytes, key| enc.control(out, opcode as u8, bytes, key))
     }

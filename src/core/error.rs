@@ -43,11 +43,14 @@ pub enum WsError {
     /// Node error code (for example `Z_DATA_ERROR`).
     #[error("{message}")]
     Inflate { message: String, code: &'static str },
+    /// A bug in ws-native (a panic, caught): the connection closes with 1011.
+    #[error("ws-native internal error")]
+    Internal,
 }
 
 /// Every `code` an error can carry, in a fixed order: records that cross
 /// to JS name a code by its index here (`WsError::code_index`).
-pub const CODES: [&str; 14] = [
+pub const CODES: [&str; 15] = [
     "WS_ERR_UNEXPECTED_RSV_2_3",
     "WS_ERR_UNEXPECTED_RSV_1",
     "WS_ERR_INVALID_OPCODE",
@@ -62,6 +65,7 @@ pub const CODES: [&str; 14] = [
     "WS_ERR_TOO_MANY_BUFFERED_PARTS",
     "Z_DATA_ERROR",
     "Z_BUF_ERROR",
+    "WS_NATIVE_ERR_INTERNAL",
 ];
 
 impl WsError {
@@ -88,6 +92,7 @@ impl WsError {
             InvalidUtf8 => "WS_ERR_INVALID_UTF8",
             TooManyFragments | TooManyBufferedChunks => "WS_ERR_TOO_MANY_BUFFERED_PARTS",
             Inflate { code, .. } => code,
+            Internal => "WS_NATIVE_ERR_INTERNAL",
         }
     }
 
@@ -98,13 +103,14 @@ impl WsError {
             UnsupportedDataPayloadLength | MaxPayloadExceeded => 1009,
             InvalidUtf8 | Inflate { .. } => 1007,
             TooManyFragments | TooManyBufferedChunks => 1008,
+            Internal => 1011,
             _ => 1002,
         }
     }
 
     pub fn class(&self) -> ErrorClass {
         match self {
-            WsError::InvalidUtf8 | WsError::Inflate { .. } => ErrorClass::Error,
+            WsError::InvalidUtf8 | WsError::Inflate { .. } | WsError::Internal => ErrorClass::Error,
             _ => ErrorClass::RangeError,
         }
     }

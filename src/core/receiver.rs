@@ -154,6 +154,14 @@ impl Receiver {
         r
     }
 
+    /// After a panic in the middle of parsing: the state can't be trusted,
+    /// so the receiver ignores all further input.
+    pub fn poison(&mut self) {
+        self.state = State::Failed;
+        self.msg = Vec::new();
+        self.ctrl = Vec::new();
+    }
+
     /// Parses `input`, unmasking in place, and hands every complete message
     /// or control frame to `sink`. After an error or a close frame the
     /// receiver ignores further input.
@@ -161,6 +169,7 @@ impl Receiver {
         if matches!(self.state, State::Closed | State::Failed) {
             return Ok(());
         }
+        panic_injection::check();
         if self.mid_frame() && self.cfg.max_buffered_chunks > 0 && self.pending_chunks >= self.cfg.max_buffered_chunks {
             return self.fail(WsError::TooManyBufferedChunks);
         }
@@ -449,3 +458,24 @@ impl Receiver {
 #[cfg(test)]
 #[path = "receiver_tests.rs"]
 mod tests;
+
+/// A way for tests to make the next parse on this thread panic, so that the
+/// containment of panics can be shown on both transports (`injectPanic()`
+/// in the bindings). Costs one thread-local read per parse.
+pub mod panic_injection {
+    use std::cell::Cell;
+
+    thread_local! {
+        static ARMED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub fn arm() {
+        ARMED.with(|a| a.set(true));
+    }
+
+    pub fn check() {
+        if ARMED.with(|a| a.replace(false)) {
+            panic!("injected by a test");
+        }
+    }
+}

@@ -32,6 +32,19 @@ const EV_PENDING: u32 = 0x40;
 const READ_ROOM: usize = 64 * 1024;
 const READ_MAX: usize = 256 * 1024;
 
+/// Runs a parse; a panic inside it poisons the receiver and becomes an
+/// internal error (close code 1011) for that one connection, instead of
+/// unwinding into libuv or V8.
+fn contain(receiver: &mut Receiver, parse: impl FnOnce(&mut Receiver) -> Result<(), WsError>) -> Result<(), WsError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(receiver))) {
+        Ok(r) => r,
+        Err(_) => {
+            receiver.poison();
+            Err(WsError::Internal)
+        }
+    }
+}
+
 /// Every record is four words: kind (with an 8-bit-shifted extra), id, a, b.
 /// Bytes read from sockets land in the arena and are parsed there, so that a
 /// complete frame's payload reaches JS without being copied again.
@@ -100,7 +113,7 @@ impl Batch {
         let input = unsafe { std::slice::from_raw_parts_mut(base.add(start), len - start) };
         self.in_place = (base as usize + start, base as usize + len);
         let first = self.tape.len();
-        let result = receiver.feed(input, &mut |ev| self.event(id, ev));
+        let result = contain(receiver, |r| r.feed(input, &mut |ev| self.event(id, ev)));
         self.in_place = (0, 0);
         if let Err(e) = result {
             self.error(id, &e);
@@ -128,7 +141,7 @@ impl Batch {
         let n = unsafe { libc::read(fd, msg.as_mut_ptr().add(start) as *mut _, room) };
         if n > 0 {
             unsafe { msg.set_len(start + n as usize) };
-            if let Err(e) = receiver.commit_direct(n as usize, &mut |ev| self.event(id, ev)) {
+            if let Err(e) = contain(receiver, |r| r.commit_direct(n as usize, &mut |ev| self.event(id, ev))) {
                 self.error(id, &e);
             }
         }
@@ -137,7 +150,7 @@ impl Batch {
 
     /// Parses bytes that are not in the arena (a handshake's `head`).
     pub fn feed_copy(&mut self, id: u32, receiver: &mut Receiver, input: &mut [u8]) {
-        if let Err(e) = receiver.feed(input, &mut |ev| self.event(id, ev)) {
+        if let Err(e) = contain(receiver, |r| r.feed(input, &mut |ev| self.event(id, ev))) {
             self.error(id, &e);
         }
     }
