@@ -23,7 +23,7 @@ pub const EV_BIG: u32 = 0x80;
 /// Payloads at least this large get their own Buffer instead of a slice of
 /// the arena, so that a retained big message pins only itself.
 pub const BIG_PAYLOAD: usize = 64 * 1024;
-const KEEP_CAPACITY: usize = 8 << 20;
+const KEEP_CAPACITY: usize = 2 << 20;
 
 /// Set on a record whose payload sits in `pending` until the in-place parse
 /// ends (never seen by JS).

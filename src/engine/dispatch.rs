@@ -29,9 +29,9 @@ thread_local! {
     static ARENAS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-const ARENAS_KEPT: usize = 8;
+const ARENAS_KEPT: usize = 4;
 const SMALL_ARENA: usize = 16 * 1024;
-const ARENA_KEEP_MAX: usize = 8 << 20;
+const ARENA_KEEP_MAX: usize = 1 << 20;
 
 pub fn recycled_arena() -> Vec<u8> {
     ARENAS.with(|a| a.borrow_mut().pop()).unwrap_or_default()

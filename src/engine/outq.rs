@@ -12,19 +12,27 @@ use std::ffi::c_int;
 #[derive(Default)]
 pub struct BufPool {
     free: Vec<Vec<u8>>,
+    /// Capacity of the buffers in `free`.
+    bytes: usize,
 }
 
 const POOL_MAX: usize = 64;
 const POOL_BUF_MAX: usize = 1 << 20;
+/// Bytes the pool may hold in all; past it, returned buffers are freed.
+const POOL_BYTES_MAX: usize = 4 << 20;
 
 impl BufPool {
     pub fn take(&mut self) -> Vec<u8> {
-        self.free.pop().unwrap_or_default()
+        let v = self.free.pop().unwrap_or_default();
+        self.bytes -= v.capacity();
+        v
     }
 
     pub fn give(&mut self, mut v: Vec<u8>) {
-        if v.capacity() > 0 && v.capacity() <= POOL_BUF_MAX && self.free.len() < POOL_MAX {
+        let cap = v.capacity();
+        if cap > 0 && cap <= POOL_BUF_MAX && self.free.len() < POOL_MAX && self.bytes + cap <= POOL_BYTES_MAX {
             v.clear();
+            self.bytes += cap;
             self.free.push(v);
         }
     }
