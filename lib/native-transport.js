@@ -147,12 +147,26 @@ class NativeTransport {
       if (this.callbacks === null) this.callbacks = [cb];
       else this.callbacks.push(cb);
     } else if (this.closed) {
-      process.nextTick(cb, this.failure || destroyedError());
+      this.fail(cb, this.failure || destroyedError());
     } else {
       // The engine closed the connection; its record, with the error, comes
       // later in this batch.
       (this.refused || (this.refused = [])).push(cb);
     }
+  }
+
+  /**
+   * Calls `cb` with `err`, after the callbacks of earlier sends, as a net
+   * socket's callbacks run in the order of the writes.
+   */
+  fail(cb, err) {
+    const callbacks = this.callbacks;
+    if (callbacks === null) return process.nextTick(cb, err);
+    const last = callbacks[callbacks.length - 1];
+    callbacks[callbacks.length - 1] = (e) => {
+      last(e);
+      cb(err);
+    };
   }
 
   /** `extra` of a failure: `reason | errno << 2` (src/engine/batch.rs). */

@@ -370,7 +370,9 @@ class WebSocket extends EventEmitter {
     if (cb) {
       const state = this._readyState;
       const err = new Error(`WebSocket is not open: readyState ${state} (${READY_STATES[state]})`);
-      process.nextTick(cb, err);
+      // After the callbacks of the sends made before, as in ws.
+      if (this._transport && this._transport.fail) this._transport.fail(cb, err);
+      else process.nextTick(cb, err);
     }
   }
 
