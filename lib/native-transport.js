@@ -157,11 +157,12 @@ class NativeTransport {
 
   /**
    * Calls `cb` with `err`, after the callbacks of earlier sends, as a net
-   * socket's callbacks run in the order of the writes.
+   * socket's callbacks run in the order of the writes; but before them when
+   * they wait behind a compression, as ws's do.
    */
   fail(cb, err) {
     const callbacks = this.callbacks;
-    if (callbacks === null) return process.nextTick(cb, err);
+    if (callbacks === null || (!this.closed && engine.compressing(this.id))) return process.nextTick(cb, err);
     const last = callbacks[callbacks.length - 1];
     callbacks[callbacks.length - 1] = (e) => {
       last(e);

@@ -155,6 +155,11 @@ impl NativeEngine {
     }
 
     #[napi(catch_unwind)]
+    pub fn compressing(&self, id: u32) -> bool {
+        self.engine().compressing(id)
+    }
+
+    #[napi(catch_unwind)]
     pub fn buffered_amount(&self, id: u32) -> f64 {
         self.engine().buffered_amount(id) as f64
     }

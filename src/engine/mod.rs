@@ -318,6 +318,11 @@ impl Engine {
         }
     }
 
+    /// Whether frames of `id` wait behind a compression (see `Deferred`).
+    pub fn compressing(&self, id: u32) -> bool {
+        self.conn(id).is_some_and(|c| c.waits_for_compression())
+    }
+
     pub fn buffered_amount(&self, id: u32) -> usize {
         self.conn(id).map_or(0, |c| c.buffered_amount())
     }
