@@ -150,4 +150,74 @@ describe('hostile peers', () => {
       });
     });
   }
+
+  it('bad UTF-8 split at every byte across two fragments; good UTF-8 too', { timeout: 60000 }, async () => {
+    const bad = Buffer.concat([Buffer.from('h\u00e9llo \u20ac'), Buffer.from([0xf0, 0x28, 0x8c, 0x28]), Buffer.from(' end')]);
+    const good = Buffer.from('h\u00e9llo \u20ac \ud83d\ude00 end');
+    await sameForBoth(assert, async (WebSocket, log, impl) => {
+      for (const [label, text] of [['bad', bad], ['good', good]]) {
+        for (let k = 1; k < text.length; k++) {
+          const wss = track(await startServer(impl));
+          let serverClosed;
+          const serverDone = new Promise((resolve) => (serverClosed = resolve));
+          const events = [];
+          wss.on('connection', (ws) => {
+            record(ws, events);
+            ws.on('close', serverClosed);
+          });
+          const wire = Buffer.concat([frame(0x1, text.subarray(0, k), { fin: false, mask: MASK }), frame(0x0, text.subarray(k), { mask: MASK }), frame(0x8, Buffer.from([0x03, 0xe8]), { mask: MASK })]);
+          const frames = await rawClient(wss.address().port, wire);
+          await serverDone;
+          log.push([label, k, events, frames.map((f) => [f.opcode, f.payload.slice(0, 4)])]);
+          wss.close();
+        }
+      }
+    });
+  });
+
+  it('a peer that half-closes at every stage of the handshake', { timeout: 60000 }, async () => {
+    const request =
+      'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+    const cuts = [0, 3, 16, 30, 60, request.length - 2, request.length];
+    await sameForBoth(assert, async (WebSocket, log, impl) => {
+      const wss = track(await startServer(impl));
+      const events = [];
+      wss.on('connection', (ws) => {
+        events.push('connection');
+        ws.on('close', (code) => events.push(['close', code]));
+      });
+      for (const k of cuts) {
+        const sock = track(net.connect(wss.address().port, '127.0.0.1'));
+        await once(sock, 'connect');
+        const chunks = [];
+        sock.on('data', (d) => chunks.push(d));
+        sock.on('error', () => {});
+        sock.end(request.slice(0, k));
+        await once(sock, 'close');
+        const reply = Buffer.concat(chunks).toString('latin1');
+        log.push([k, reply.split('\r\n')[0]]);
+      }
+      // The last one completed the handshake: its WebSocket sees the FIN.
+      await new Promise((resolve) => (events.some((e) => e[0] === 'close') ? resolve() : wss.once('connection', (ws) => ws.on('close', resolve))));
+      log.push(['server', events]);
+      await new Promise((resolve) => wss.close(resolve));
+    });
+  });
+
+  it('a reset in the middle of a frame', { timeout: 30000 }, async () => {
+    await sameForBoth(assert, async (WebSocket, log, impl) => {
+      const wss = track(await startServer(impl));
+      const done = new Promise((resolve) => {
+        wss.on('connection', (ws) => {
+          record(ws, log);
+          ws.on('close', resolve);
+        });
+      });
+      const half = frame(0x2, Buffer.alloc(1000, 7), { mask: MASK }).subarray(0, 500);
+      await rawClient(wss.address().port, half, { onOpen: (sock) => setImmediate(() => sock.resetAndDestroy()) });
+      await done;
+      await new Promise((resolve) => wss.close(resolve));
+    });
+  });
 });
