@@ -94,13 +94,7 @@ impl Batch {
         if self.arena.capacity() - self.arena.len() < READ_ROOM {
             self.arena.reserve(READ_MAX);
         }
-        let start = self.arena.len();
-        let room = (self.arena.capacity() - start).min(READ_MAX);
-        let n = unsafe { libc::read(fd, self.arena.as_mut_ptr().add(start) as *mut _, room) };
-        if n > 0 {
-            unsafe { self.arena.set_len(start + n as usize) };
-        }
-        n
+        super::syscall::read_into(fd, &mut self.arena, READ_MAX)
     }
 
     /// Parses `arena[start..]` in place with `receiver`; a protocol error
@@ -137,10 +131,8 @@ impl Batch {
     pub fn read_direct(&mut self, id: u32, fd: std::ffi::c_int, receiver: &mut Receiver) -> Option<(isize, bool)> {
         let (msg, rest) = receiver.direct_room(READ_ROOM as u64)?;
         let room = (msg.capacity() - msg.len()).min(rest);
-        let start = msg.len();
-        let n = unsafe { libc::read(fd, msg.as_mut_ptr().add(start) as *mut _, room) };
+        let n = super::syscall::read_into(fd, msg, room);
         if n > 0 {
-            unsafe { msg.set_len(start + n as usize) };
             if let Err(e) = contain(receiver, |r| r.commit_direct(n as usize, &mut |ev| self.event(id, ev))) {
                 self.error(id, &e);
             }

@@ -6,6 +6,7 @@ use std::ffi::c_int;
 
 use super::batch::Batch;
 use super::outq::{BufPool, OutQueue, Wrote};
+use super::syscall::{self, errno};
 use super::uv::{self, Handle};
 use crate::core::receiver::Receiver;
 use crate::core::sender::Encoder;
@@ -65,17 +66,6 @@ pub enum Io {
     Failed(i32),
 }
 
-/// The pending error of socket `fd` (SO_ERROR), if any.
-pub fn socket_error(fd: c_int) -> Option<i32> {
-    let mut err: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
-    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut c_int as *mut _, &mut len) };
-    (rc == 0 && err != 0).then_some(err)
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
-}
 
 impl Conn {
     pub fn new(id: u32, fd: c_int, receiver: Receiver, encoder: Encoder) -> Self {
@@ -257,7 +247,7 @@ impl Conn {
         }
         if self.ending && !self.shut && self.pending() == 0 {
             self.shut = true;
-            unsafe { libc::shutdown(self.fd, libc::SHUT_WR) };
+            syscall::shutdown_write(self.fd);
             batch.finish(self.id);
             if self.eof {
                 return Io::Done;

@@ -23,6 +23,13 @@ pub unsafe fn async_context(env: sys::napi_env) -> sys::napi_async_context {
     ctx
 }
 
+/// Lets go of a JS value the engine held (a payload written from JS memory);
+/// `token` is the napi reference the bindings made for it.
+pub fn release_js(env: sys::napi_env, token: usize) {
+    // SAFETY: each token is a reference made by the bindings, deleted once.
+    unsafe { sys::napi_delete_reference(env, token as sys::napi_ref) };
+}
+
 thread_local! {
     /// Arenas JS has let go of, ready for the next batches of this thread's
     /// environment.

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod connection;
 pub mod dispatch;
 pub mod outq;
+pub mod syscall;
 pub mod uv;
 
 use std::collections::HashMap;
@@ -163,13 +164,8 @@ impl Engine {
         if self.torn_down {
             return Err("the engine is shut down".into());
         }
-        let dup = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
-        if dup < 0 {
-            return Err(format!("fcntl(F_DUPFD_CLOEXEC) failed: {}", std::io::Error::last_os_error()));
-        }
         // The duplicate shares the original's O_NONBLOCK, and uv_poll_init sets it too.
-        let one: c_int = 1;
-        libc::setsockopt(dup, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const c_int as *const c_void, 4);
+        let dup = syscall::dup_for_engine(fd).map_err(|e| format!("fcntl(F_DUPFD_CLOEXEC) failed: {}", std::io::Error::from_raw_os_error(e)))?;
 
         let (receiver, encoder) = cfg.codec();
         let id = self.next_id;
@@ -181,7 +177,7 @@ impl Engine {
             Ok(h) => (*conn).poll = h,
             Err(rc) => {
                 drop(Box::from_raw(conn));
-                libc::close(dup);
+                syscall::close(dup);
                 return Err(format!("uv_poll_init failed: {rc}"));
             }
         }
@@ -350,7 +346,7 @@ impl Engine {
     /// Lets go of the JS buffers whose bytes are written (or dropped).
     fn release(&mut self, c: &mut Conn) {
         for token in c.released.drain(..) {
-            unsafe { sys::napi_delete_reference(self.env, token as sys::napi_ref) };
+            dispatch::release_js(self.env, token);
         }
     }
 
@@ -452,7 +448,7 @@ unsafe fn poll_event(eng: &mut Engine, c: &mut Conn, status: c_int, events: c_in
         // resetting is delivered, and close with the error the read finds.
         let errno = match c.on_readable(&mut eng.batch) {
             Io::Failed(e) => e,
-            _ => connection::socket_error(c.fd).unwrap_or(-status),
+            _ => syscall::socket_error(c.fd).unwrap_or(-status),
         };
         eng.close_conn(c, errno);
         return;
@@ -468,7 +464,7 @@ unsafe fn poll_event(eng: &mut Engine, c: &mut Conn, status: c_int, events: c_in
 unsafe extern "C" fn on_poll_closed(h: *mut Handle) {
     let Some(api) = uv::api() else { return };
     let c = Box::from_raw(api.data(h) as *mut Conn);
-    libc::close(c.fd);
+    syscall::close(c.fd);
     uv::free_handle(h);
     let eng = c.owner as *mut Engine;
     drop(c);

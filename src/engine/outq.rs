@@ -119,12 +119,11 @@ impl OutQueue {
             }
             let mut iov: [libc::iovec; MAX_IOV] = unsafe { std::mem::zeroed() };
             let (count, total) = self.gather(&mut iov);
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_iov = iov.as_mut_ptr();
-            msg.msg_iovlen = count as _;
-            let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+            // SAFETY: `gather` points every entry at queued bytes: the pooled
+            // buffer, or external payloads kept alive until released.
+            let n = unsafe { super::syscall::send_iov(fd, &mut iov[..count]) };
             if n < 0 {
-                match std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) {
+                match super::syscall::errno() {
                     libc::EINTR => continue,
                     libc::EAGAIN => break Wrote::Blocked,
                     e => break Wrote::Failed(e),
