@@ -220,4 +220,87 @@ describe('hostile peers', () => {
       await new Promise((resolve) => wss.close(resolve));
     });
   });
+
+  // Slowloris: 1,000 peers each send the start of an upgrade request, then
+  // a byte at a time. The server keeps serving a good client meanwhile, and
+  // once the peers go, nothing of them is left.
+  for (const mode of ['port', 'server']) {
+    it(`slowloris: 1,000 slow upgrade requests against { ${mode} }`, { timeout: 60000 }, async (t) => {
+      await sameForBoth(assert, async (WebSocket, log) => {
+        let wss;
+        let server;
+        if (mode === 'port') {
+          wss = new WebSocket.WebSocketServer({ port: 0, host: '127.0.0.1' });
+          await once(wss, 'listening');
+          server = wss._server;
+        } else {
+          server = require('http').createServer();
+          wss = new WebSocket.WebSocketServer({ server });
+          server.listen(0, '127.0.0.1');
+          await once(server, 'listening');
+        }
+        t.after(() => {
+          wss.close();
+          server.close();
+        });
+        wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
+        const port = server.address().port;
+        const request = 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n';
+        const peers = [];
+        for (let i = 0; i < 1000; i++) {
+          const sock = track(net.connect(port, '127.0.0.1'));
+          sock.on('error', () => {});
+          peers.push(sock);
+        }
+        await Promise.all(peers.map((s) => once(s, 'connect')));
+        // Each sends its first byte, then one more per round.
+        for (let round = 0; round < 5; round++) {
+          await Promise.all(peers.map((s) => new Promise((resolve) => s.write(request[round], resolve))));
+          const good = new WebSocket(`ws://127.0.0.1:${port}`);
+          await once(good, 'open');
+          good.send(`round ${round}`);
+          const [echo] = await once(good, 'message');
+          log.push(['good client echo', String(echo)]);
+          good.close();
+          await once(good, 'close');
+        }
+        const count = () => new Promise((resolve) => server.getConnections((err, n) => resolve(n)));
+        log.push(['connections while the peers wait', (await count()) >= 1000]);
+        for (const s of peers) s.destroy();
+        // Once the peers' sockets are closed on the server too, none is left.
+        while ((await count()) > 0) await new Promise((resolve) => setImmediate(resolve));
+        log.push(['connections after', await count()]);
+      });
+    });
+  }
+
+  it('header floods get the answers of Node\'s HTTP server, as under ws', { timeout: 30000 }, async () => {
+    const base = 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+    const floods = {
+      'many headers': base + Array.from({ length: 3000 }, (_, i) => `X-H${i}: v`).join('\r\n') + '\r\n\r\n',
+      'one huge header': base + `X-Big: ${'a'.repeat(100 * 1024)}\r\n\r\n`,
+      'a 100 KB Sec-WebSocket-Protocol': base + `Sec-WebSocket-Protocol: ${Array.from({ length: 10000 }, (_, i) => `p${i}`).join(', ')}\r\n\r\n`,
+      'a long Sec-WebSocket-Protocol within the header limit': base + `Sec-WebSocket-Protocol: ${'a,'.repeat(4000)}b\r\n\r\n`,
+      'a long Sec-WebSocket-Extensions within the header limit': base + `Sec-WebSocket-Extensions: ${'permessage-deflate; '.repeat(400)}x\r\n\r\n`
+    };
+    await sameForBoth(assert, async (WebSocket, log, impl) => {
+      const wss = track(await startServer(impl, { perMessageDeflate: true }));
+      wss.on('connection', (ws, req) => log.push(['connection', req.headers['sec-websocket-protocol'] ? 'with protocols' : '']));
+      for (const [name, request] of Object.entries(floods)) {
+        const started = process.hrtime.bigint();
+        const sock = track(net.connect(wss.address().port, '127.0.0.1'));
+        sock.on('error', () => {});
+        const chunks = [];
+        sock.on('data', (d) => {
+          chunks.push(d);
+          if (Buffer.concat(chunks).includes('\r\n\r\n')) sock.destroy();
+        });
+        sock.end(request);
+        await once(sock, 'close');
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        log.push([name, Buffer.concat(chunks).toString('latin1').split('\r\n')[0], ms < 2000]);
+      }
+      await new Promise((resolve) => wss.close(resolve));
+    });
+  });
 });
