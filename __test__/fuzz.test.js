@@ -7,17 +7,7 @@
 const assert = require('assert');
 const zlib = require('zlib');
 
-const { IMPLS, MASK, closeServer, frame, it, rawClient, rawServer, record, startServer, track } = require('./helpers');
-
-function prng(seed) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
+const { IMPLS, MASK, closeServer, frame, it, prng, rawClient, rawServer, record, startServer, track } = require('./helpers');
 
 /** A compressed payload: deflate of random text, sometimes corrupted. */
 function deflated(rand, len) {

@@ -384,6 +384,17 @@ async function rawServer(bytes, { extensions } = {}) {
   return { port: server.address().port, result };
 }
 
+/** A small seeded generator (xorshift32), so that a failure can be replayed. */
+function prng(seed) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
 /**
  * Runs `fn`, logging what it returned or the error it threw, so that
  * argument checks compare between ws and ws-native.
@@ -429,6 +440,7 @@ module.exports = {
   frame,
   it,
   parseFrames,
+  prng,
   rawClient,
   rawServer,
   record,

@@ -13,24 +13,13 @@ const assert = require('assert');
 const { describe } = require('node:test');
 
 
-const { IMPLS, it, startServer, serverUrl, closeServer, track } = require('./helpers');
+const { IMPLS, it, prng, startServer, serverUrl, closeServer, track } = require('./helpers');
 
 const CONNECTIONS = 100;
 /** More than the last message a server acts on (300). */
 const MAX_SENDS = 400;
 
 const ACTIONS = ['close', 'terminate', 'reset'];
-
-/** A small seeded generator, so that a failure can be replayed. */
-function prng(seed) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 async function churn(t, impl, { tls, deflate, seed }) {
   const rand = prng(seed);
