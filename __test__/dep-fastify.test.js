@@ -54,22 +54,7 @@ function loadPlugin(impl) {
   return { plugin, restore };
 }
 
-/**
- * sameForBoth; with DEP_DEBUG set in the environment, prints both logs.
- */
-function same(scenario, options) {
-  const logs = {};
-  return sameForBoth(
-    assert,
-    (WebSocket, log, impl) => {
-      logs[impl] = log;
-      return scenario(WebSocket, log, impl);
-    },
-    options
-  ).finally(() => {
-    if (process.env.DEP_DEBUG) console.error(JSON.stringify(logs, null, 1));
-  });
-}
+const same = (scenario, options) => sameForBoth(assert, scenario, options);
 
 /** A log that tags each entry pushed into it with `side`. */
 function sideLog(log, side) {
@@ -86,7 +71,6 @@ function closed(ws) {
   if (ws.readyState === 3) return Promise.resolve();
   return new Promise((resolve) => ws.once('close', resolve));
 }
-
 
 /** Resolves when `count` calls of the returned `tick` were made. */
 function counter(count) {

@@ -17,23 +17,7 @@ const { record, sameForBoth, serverUrl, startServer, waitFor } = require('./help
 
 const PROTOCOL = 'graphql-transport-ws';
 
-// How long a scenario waits for an event before it logs a stall and moves
-// on; it only fires when an implementation never delivers the event.
-
-function same(scenario) {
-  const logs = {};
-  return sameForBoth(
-    assert,
-    (WebSocket, log, impl) => {
-      logs[impl] = log;
-      return scenario(WebSocket, log, impl);
-    },
-    { sides: ['server', 'client'] }
-  ).finally(() => {
-    if (process.env.DEP_DEBUG) console.error(JSON.stringify(logs, null, 1));
-  });
-}
-
+const same = (scenario) => sameForBoth(assert, scenario, { sides: ['server', 'client'] });
 
 /** A promise with its resolve function. */
 function deferred() {

@@ -249,6 +249,8 @@ async function sameForBoth(assert, scenario, { sides } = {}) {
     logs[impl] = [];
     await scenario(IMPLS[impl], logs[impl], impl);
   }
+  // DEP_DEBUG=1 prints both logs, for reading a difference.
+  if (process.env.DEP_DEBUG) console.error(JSON.stringify(logs, null, 1));
   if (!sides) {
     assert.deepStrictEqual(logs.native, logs.ws);
     return logs.ws;

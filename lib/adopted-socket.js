@@ -18,6 +18,11 @@ const protos = new WeakMap();
 
 function noop() {}
 
+/** A method as Object.create's descriptors want it (like a class's). */
+function method(value) {
+  return { value, writable: true, configurable: true };
+}
+
 /** A chunk as the engine takes it: a string in UTF-8, or bytes. */
 function bytesOf(chunk, encoding) {
   if (typeof chunk !== 'string' || encoding === 'utf8' || encoding === 'utf-8') return chunk;
@@ -29,66 +34,38 @@ function adoptedProto(base) {
   let proto = protos.get(base);
   if (proto) return proto;
   proto = Object.create(base, {
-    _read: { value: noop, writable: true, configurable: true },
+    _read: method(noop),
     // Each write is queued at once, behind what the WebSocket sent before
     // it, so raw writes and frames go out in the order they were made.
-    _write: {
-      writable: true,
-      configurable: true,
-      value(chunk, encoding, cb) {
-        const tr = this[kTransport];
-        cb(tr.write(bytesOf(chunk, encoding)) ? undefined : tr.writeError());
-      }
-    },
-    _writev: {
-      writable: true,
-      configurable: true,
-      value(chunks, cb) {
-        const tr = this[kTransport];
-        let ok = true;
-        for (let i = 0; i < chunks.length && ok; i++) ok = tr.write(bytesOf(chunks[i].chunk, chunks[i].encoding));
-        cb(ok ? undefined : tr.writeError());
-      }
-    },
-    _final: {
-      writable: true,
-      configurable: true,
-      value(cb) {
-        this[kTransport].final(cb);
-      }
-    },
-    _destroy: {
-      writable: true,
-      configurable: true,
-      value(err, cb) {
-        this[kTransport].detach();
-        base._destroy.call(this, err, cb);
-      }
-    },
-    pause: {
-      writable: true,
-      configurable: true,
-      value() {
-        this[kTransport].setPaused(true);
-        return base.pause.call(this);
-      }
-    },
-    resume: {
-      writable: true,
-      configurable: true,
-      value() {
-        this[kTransport].setPaused(false);
-        return base.resume.call(this);
-      }
-    },
-    setTimeout: {
-      writable: true,
-      configurable: true,
-      value(msecs, callback) {
-        this[kTransport].timed = msecs > 0;
-        return base.setTimeout.call(this, msecs, callback);
-      }
-    },
+    _write: method(function (chunk, encoding, cb) {
+      const tr = this[kTransport];
+      cb(tr.write(bytesOf(chunk, encoding)) ? undefined : tr.writeError());
+    }),
+    _writev: method(function (chunks, cb) {
+      const tr = this[kTransport];
+      let ok = true;
+      for (let i = 0; i < chunks.length && ok; i++) ok = tr.write(bytesOf(chunks[i].chunk, chunks[i].encoding));
+      cb(ok ? undefined : tr.writeError());
+    }),
+    _final: method(function (cb) {
+      this[kTransport].final(cb);
+    }),
+    _destroy: method(function (err, cb) {
+      this[kTransport].detach();
+      base._destroy.call(this, err, cb);
+    }),
+    pause: method(function () {
+      this[kTransport].setPaused(true);
+      return base.pause.call(this);
+    }),
+    resume: method(function () {
+      this[kTransport].setPaused(false);
+      return base.resume.call(this);
+    }),
+    setTimeout: method(function (msecs, callback) {
+      this[kTransport].timed = msecs > 0;
+      return base.setTimeout.call(this, msecs, callback);
+    }),
     bytesRead: {
       configurable: true,
       get() {
