@@ -28,9 +28,13 @@ async function deflatedZeros(size) {
   return Buffer.concat(out);
 }
 
-/** Starts fixtures/bomb-server.js for `impl`; resolves with the child and its port. */
-async function bombServer(impl) {
-  const child = track(spawn(process.execPath, [path.join(__dirname, 'fixtures', 'bomb-server.js'), impl], { stdio: ['ignore', 'pipe', 'inherit'] }));
+/**
+ * Starts fixtures/`fixture` with `args` in a child process that prints its
+ * port, then JSON lines; resolves with the child, its port and `line(n)`,
+ * the n-th line parsed.
+ */
+async function serverProcess(fixture, args, nodeArgs = []) {
+  const child = track(spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'fixtures', fixture), ...args], { stdio: ['pipe', 'pipe', 'inherit'] }));
   const lines = [];
   let buffered = '';
   const waiters = [];
@@ -38,13 +42,27 @@ async function bombServer(impl) {
     buffered += d;
     let nl;
     while ((nl = buffered.indexOf('\n')) !== -1) {
-      lines.push(buffered.slice(0, nl));
+      lines.push(JSON.parse(buffered.slice(0, nl)));
       buffered = buffered.slice(nl + 1);
       while (waiters.length && waiters[0].n <= lines.length) waiters.shift().resolve();
     }
   });
   const line = (n) => (lines.length >= n ? Promise.resolve(lines[n - 1]) : new Promise((resolve) => waiters.push({ n, resolve })).then(() => lines[n - 1]));
-  return { child, port: +(await line(1)), line };
+  return { child, port: await line(1), line };
+}
+
+/** A raw client that completes the handshake, then never reads again. */
+async function stalledClient(port) {
+  const sock = track(net.connect(port, '127.0.0.1'));
+  sock.on('error', () => {});
+  await once(sock, 'connect');
+  sock.write(
+    'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+  );
+  await once(sock, 'data');
+  sock.pause();
+  return sock;
 }
 
 /** A raw client offering permessage-deflate; resolves with the socket once upgraded. */
@@ -84,11 +102,11 @@ describe('hostile peers', () => {
     const wire = frame(0x2, bomb, { rsv: 4, mask });
     const results = {};
     for (const impl of ['ws', 'native']) {
-      const { port, line } = await bombServer(impl);
+      const { port, line } = await serverProcess('bomb-server.js', [impl]);
       const { sock, closed } = await rawDeflateClient(port);
       sock.write(wire);
       const frames = await closed;
-      const report = JSON.parse(await line(2));
+      const report = await line(2);
       results[impl] = { report, frames };
     }
     for (const impl of ['ws', 'native']) {
@@ -101,6 +119,44 @@ describe('hostile peers', () => {
     t.diagnostic(`peak RSS growth: ws-native ${growth} KiB, ws ${results.ws.report.after - results.ws.report.before} KiB`);
     assert.ok(growth < 4096, `ws-native's peak RSS grew by ${growth} KiB (ws: ${results.ws.report.after - results.ws.report.before} KiB)`);
   });
+
+  // A peer that never reads while the server sends: what is queued shows in
+  // bufferedAmount and costs its own size, no copy per send; terminate()
+  // frees it and every send still queued gets an error in its callback.
+  for (const [mode, mib] of [['same', 1024], ['distinct', 256]]) {
+    const what = mode === 'same' ? '1 GiB (the same 1 MiB buffer 1,024 times)' : '256 MiB (256 new 1 MiB buffers)';
+    it(`a peer that never reads while the server sends ${what}`, { timeout: 120000 }, async (t) => {
+      const MIB_KIB = 1024;
+      const results = {};
+      for (const impl of ['ws', 'native']) {
+        const { child, port, line } = await serverProcess('flood-server.js', [impl, mode, String(mib)], ['--expose-gc']);
+        const sock = await stalledClient(port);
+        const queued = await line(2);
+        child.stdin.write('terminate\n');
+        const after = await line(3);
+        sock.destroy();
+        results[impl] = { queued, after };
+        t.diagnostic(`${impl}: ${JSON.stringify(queued)} ${JSON.stringify(after)}`);
+        // The kernel takes a few MiB; the rest waits in bufferedAmount.
+        assert.ok(queued.bufferedAmount > (mib - 32) * 1024 * 1024, `${impl}: bufferedAmount ${queued.bufferedAmount}`);
+        const distinct = mode === 'same' ? 1 : mib;
+        assert.ok(queued.rssGrowth < (distinct + 32) * MIB_KIB, `${impl}: RSS grew ${queued.rssGrowth} KiB for ${distinct} MiB of distinct data`);
+        assert.ok(queued.externalGrowth < (distinct + 8) * MIB_KIB, `${impl}: external memory grew ${queued.externalGrowth} KiB`);
+        assert.strictEqual(after.code, 1006, impl);
+        assert.strictEqual(after.callbacks, mib, `${impl}: every send called back once`);
+        assert.strictEqual(after.ok + after.errors.reduce((n, [, k]) => n + k, 0), mib, `${impl}: a send not written got an error`);
+        assert.ok(after.ok < 32, `${impl}: ${after.ok} sends of 1 MiB reported written to a peer that never read`);
+        assert.strictEqual(after.bufferedAmount, 0, impl);
+        assert.ok(after.externalLeft < 2 * MIB_KIB, `${impl}: ${after.externalLeft} KiB still held after terminate()`);
+        assert.deepStrictEqual(after.engine, [0, 0], `${impl}: engine connections and held bytes`);
+      }
+      assert.deepStrictEqual(
+        results.native.after.errors.map(([message]) => message),
+        results.ws.after.errors.map(([message]) => message),
+        'the same errors as ws'
+      );
+    });
+  }
 
   // A flood of small frames from a raw client: the server's events and the
   // frames it sends back must be ws's, and it must get through them in

@@ -43,7 +43,7 @@ pub fn js_err(msg: impl Into<String>) -> Error {
 }
 
 /// Copies a JS string's UTF-8 bytes into `scratch`, or borrows a view's bytes.
-pub unsafe fn payload<'a>(env: sys::napi_env, v: sys::napi_value, scratch: &'a mut Vec<u8>) -> Result<&'a [u8]> {
+pub unsafe fn payload(env: sys::napi_env, v: sys::napi_value, scratch: &mut Vec<u8>) -> Result<&[u8]> {
     let mut t = 0;
     sys::napi_typeof(env, v, &mut t);
     if t == sys::ValueType::napi_string {

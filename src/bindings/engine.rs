@@ -7,6 +7,7 @@ use napi_derive::napi;
 use napi::sys;
 
 use super::args::{ack, conn_config, js_err, masking, sent_code, with_bytes, F_COMPRESS, F_FIN, F_MASK, F_MASK_KEY};
+use crate::core::sender::DataFrame;
 use crate::engine::{Engine, Sent};
 
 /// Buffers at least this big are sent from JS memory without a copy.
@@ -53,29 +54,22 @@ impl NativeEngine {
     /// Queues a data frame (`opcode` 1 or 2); returns `sent_code`.
     #[napi(catch_unwind)]
     pub fn send(&mut self, env: Env, id: u32, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<u32> {
+        let frame = DataFrame { opcode: opcode as u8, fin: flags & F_FIN != 0, compress: flags & F_COMPRESS != 0 };
         if flags & (F_MASK | F_MASK_KEY) == 0 {
-            if let Some(sent) = unsafe { self.send_external(env.raw(), id, data.raw(), opcode, flags) } {
+            if let Some(sent) = unsafe { self.send_external(env.raw(), id, data.raw(), frame, flags) } {
                 return Ok(sent);
             }
         }
         let eng = self.engine();
         with_bytes(&env, &data, &mut self.scratch, |bytes| {
-            eng.send_data(
-                id,
-                bytes,
-                opcode as u8,
-                flags & F_FIN != 0,
-                flags & F_COMPRESS != 0,
-                masking(flags, mask_key.unwrap_or(0)),
-                ack(flags),
-            )
+            eng.send_data(id, bytes, frame, masking(flags, mask_key.unwrap_or(0)), ack(flags))
         })
         .map(sent_code)
     }
 
     /// Big unmasked buffers are written from JS memory, held by a reference
     /// until written. None: not such a buffer, or the frame is compressed.
-    unsafe fn send_external(&mut self, env: sys::napi_env, id: u32, v: sys::napi_value, opcode: u32, flags: u32) -> Option<u32> {
+    unsafe fn send_external(&mut self, env: sys::napi_env, id: u32, v: sys::napi_value, frame: DataFrame, flags: u32) -> Option<u32> {
         let mut t = 0;
         sys::napi_typeof(env, v, &mut t);
         if t != sys::ValueType::napi_object {
@@ -90,16 +84,7 @@ impl NativeEngine {
         if sys::napi_create_reference(env, v, 1, &mut r) != sys::Status::napi_ok {
             return None;
         }
-        let sent = self.engine().send_external(
-            id,
-            data as *const u8,
-            len,
-            r,
-            opcode as u8,
-            flags & F_FIN != 0,
-            flags & F_COMPRESS != 0,
-            ack(flags),
-        );
+        let sent = self.engine().send_external(id, data as *const u8, len, r, frame, ack(flags));
         match sent {
             Sent::Queued | Sent::Written => Some(sent_code(sent)),
             Sent::Gone | Sent::NotQueued => {

@@ -10,7 +10,7 @@ pub fn encode(code: Option<u16>, reason: &[u8]) -> Vec<u8> {
     match code {
         None => Vec::new(),
         Some(code) => {
-            let mut out = Vec::with_capacity(2 + reason.len());
+            let mut out = Vec::with_capacity(reason.len().saturating_add(2));
             out.extend_from_slice(&code.to_be_bytes());
             out.extend_from_slice(reason);
             out

@@ -72,7 +72,7 @@ impl WsError {
     /// The position of `code()` in `CODES`.
     pub fn code_index(&self) -> usize {
         let code = self.code();
-        CODES.iter().position(|&c| c == code).unwrap_or(CODES.len() - 1)
+        CODES.iter().position(|&c| c == code).unwrap_or(CODES.len().saturating_sub(1))
     }
 
     /// The `code` property ws sets on the error object.

@@ -36,12 +36,16 @@ impl BaseHeader {
 
     /// Bytes of extended length and mask that follow the first two.
     pub fn rest_len(&self) -> usize {
-        let ext = match self.len7 {
+        let ext: usize = match self.len7 {
             126 => 2,
             127 => 8,
             _ => 0,
         };
-        ext + if self.masked { 4 } else { 0 }
+        if self.masked {
+            ext.saturating_add(4)
+        } else {
+            ext
+        }
     }
 }
 
@@ -51,14 +55,18 @@ pub fn is_control(opcode: u8) -> bool {
 
 /// Size of a header for a payload of `len` bytes.
 pub fn header_len(len: usize, masked: bool) -> usize {
-    let base = if len < 126 {
+    let base: usize = if len < 126 {
         2
     } else if len < 65536 {
         4
     } else {
         10
     };
-    base + if masked { 4 } else { 0 }
+    if masked {
+        base.saturating_add(4)
+    } else {
+        base
+    }
 }
 
 /// Appends a header for a frame of `len` payload bytes.
@@ -88,12 +96,12 @@ pub fn write_header(out: &mut Vec<u8>, fin: bool, rsv1: bool, opcode: u8, len: u
 
 /// Appends a whole frame: header, then the payload, masked when `mask` is set.
 pub fn write_frame(out: &mut Vec<u8>, fin: bool, rsv1: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
-    out.reserve(header_len(payload.len(), mask.is_some()) + payload.len());
+    out.reserve(header_len(payload.len(), mask.is_some()).saturating_add(payload.len()));
     write_header(out, fin, rsv1, opcode, payload.len(), mask);
     let start = out.len();
     out.extend_from_slice(payload);
-    if let Some(m) = mask {
-        apply_mask(&mut out[start..], m, 0);
+    if let (Some(m), Some(body)) = (mask, out.get_mut(start..)) {
+        apply_mask(body, m, 0);
     }
 }
 

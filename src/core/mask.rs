@@ -6,11 +6,10 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
     if mask == [0; 4] {
         return;
     }
-    let r = offset & 3;
-    let rotated = [mask[r], mask[(r + 1) & 3], mask[(r + 2) & 3], mask[(r + 3) & 3]];
-    let word = u64::from_ne_bytes([
-        rotated[0], rotated[1], rotated[2], rotated[3], rotated[0], rotated[1], rotated[2], rotated[3],
-    ]);
+    let mut rotated = mask;
+    rotated.rotate_left(offset & 3);
+    let [a, b, c, d] = rotated;
+    let word = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
     let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let mut v = [0u8; 8];
@@ -18,8 +17,8 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
         let x = u64::from_ne_bytes(v) ^ word;
         chunk.copy_from_slice(&x.to_ne_bytes());
     }
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= rotated[i & 3];
+    for (byte, m) in chunks.into_remainder().iter_mut().zip(rotated.iter().cycle()) {
+        *byte ^= m;
     }
 }
 
@@ -37,7 +36,7 @@ impl Default for MaskPool {
 
 impl MaskPool {
     pub fn next_key(&mut self) -> [u8; 4] {
-        if self.pos + 4 > self.pool.len() {
+        if self.pool.len().saturating_sub(self.pos) < 4 {
             if getrandom::fill(&mut self.pool[..]).is_err() {
                 // No OS randomness: fall back to a clock-seeded xorshift rather than fail a send.
                 let mut x = std::time::SystemTime::now()
@@ -54,9 +53,9 @@ impl MaskPool {
             }
             self.pos = 0;
         }
-        let k = [self.pool[self.pos], self.pool[self.pos + 1], self.pool[self.pos + 2], self.pool[self.pos + 3]];
-        self.pos += 4;
-        k
+        let key = self.pool.get(self.pos..).and_then(<[u8]>::first_chunk::<4>).copied().unwrap_or_default();
+        self.pos = self.pos.saturating_add(4);
+        key
     }
 }
 

@@ -107,7 +107,7 @@ impl Receiver {
 
     /// Heap bytes this receiver holds (for idle-memory accounting).
     pub fn held_bytes(&self) -> usize {
-        self.msg.capacity() + self.ctrl.capacity()
+        self.msg.capacity().saturating_add(self.ctrl.capacity())
     }
 
     /// While a large uncompressed data frame is being read: the message
@@ -117,7 +117,7 @@ impl Receiver {
         if self.state != State::Payload || is_control(self.opcode) || self.compressed {
             return None;
         }
-        let rest = self.frame_len - self.frame_pos;
+        let rest = self.frame_len.saturating_sub(self.frame_pos);
         if rest < min {
             return None;
         }
@@ -129,12 +129,12 @@ impl Receiver {
     /// Takes the `n` bytes just read into the message buffer (see
     /// `direct_room`), like `feed` would have.
     pub fn commit_direct<F: FnMut(Event<'_>)>(&mut self, n: usize, sink: &mut F) -> Result<(), WsError> {
-        let start = self.msg.len() - n;
-        if let Some(m) = self.mask {
-            apply_mask(&mut self.msg[start..], m, self.frame_pos as usize);
+        let start = self.msg.len().saturating_sub(n);
+        if let (Some(m), Some(read)) = (self.mask, self.msg.get_mut(start..)) {
+            apply_mask(read, m, self.frame_pos as usize);
         }
         let first = self.frame_pos == 0;
-        self.frame_pos += n as u64;
+        self.frame_pos = self.frame_pos.saturating_add(n as u64);
         let r = (|| {
             if first {
                 self.count_fragment()?;
@@ -179,7 +179,7 @@ impl Receiver {
             self.msg = Vec::new();
             self.ctrl = Vec::new();
         } else if self.mid_frame() {
-            self.pending_chunks += 1;
+            self.pending_chunks = self.pending_chunks.saturating_add(1);
         }
         r
     }
@@ -190,20 +190,18 @@ impl Receiver {
     }
 
     fn feed_inner<F: FnMut(Event<'_>)>(&mut self, input: &mut [u8], sink: &mut F) -> Result<(), WsError> {
-        let mut pos = 0;
-        while pos < input.len() {
+        let mut rest = input;
+        while !rest.is_empty() {
             match self.state {
                 State::Closed | State::Failed => return Ok(()),
                 State::Header => {
-                    pos += self.read_header(&input[pos..])?;
+                    let used = self.read_header(rest)?;
+                    take_front(&mut rest, used);
                     if self.state != State::Payload {
                         continue;
                     }
-                    let avail = (input.len() - pos) as u64;
-                    if self.frame_len <= avail && self.can_deliver_in_place() {
-                        let end = pos + self.frame_len as usize;
-                        let payload = &mut input[pos..end];
-                        pos = end;
+                    if self.frame_len <= rest.len() as u64 && self.can_deliver_in_place() {
+                        let payload = take_front(&mut rest, self.frame_len as usize);
                         self.deliver_in_place(payload, sink)?;
                     } else if self.frame_len == 0 {
                         self.finish_frame(sink)?;
@@ -215,13 +213,13 @@ impl Receiver {
                     }
                 }
                 State::Payload => {
-                    let n = ((input.len() - pos) as u64).min(self.frame_len - self.frame_pos) as usize;
-                    let chunk = &mut input[pos..pos + n];
-                    pos += n;
+                    let left = self.frame_len.saturating_sub(self.frame_pos);
+                    let n = (rest.len() as u64).min(left) as usize;
+                    let chunk = take_front(&mut rest, n);
                     if let Some(m) = self.mask {
                         apply_mask(chunk, m, self.frame_pos as usize);
                     }
-                    self.frame_pos += n as u64;
+                    self.frame_pos = self.frame_pos.saturating_add(n as u64);
                     self.take_payload(chunk)?;
                     if self.frame_pos == self.frame_len {
                         self.finish_frame(sink)?;
@@ -262,31 +260,24 @@ impl Receiver {
     fn read_header(&mut self, input: &[u8]) -> Result<usize, WsError> {
         let mut used = 0;
         if self.hdr_have < 2 {
-            let n = (2 - self.hdr_have).min(input.len());
-            self.hdr[self.hdr_have..self.hdr_have + n].copy_from_slice(&input[..n]);
-            self.hdr_have += n;
-            used += n;
+            used = self.fill_header(input, 2);
             if self.hdr_have < 2 {
                 return Ok(used);
             }
             self.check_base(BaseHeader::parse(self.hdr[0], self.hdr[1]))?;
         }
         let base = BaseHeader::parse(self.hdr[0], self.hdr[1]);
-        let total = 2 + base.rest_len();
-        let n = (total - self.hdr_have).min(input.len() - used);
-        self.hdr[self.hdr_have..self.hdr_have + n].copy_from_slice(&input[used..used + n]);
-        self.hdr_have += n;
-        used += n;
+        let total = base.rest_len().saturating_add(2);
+        used = used.saturating_add(self.fill_header(input.get(used..).unwrap_or_default(), total));
         if self.hdr_have < total {
             return Ok(used);
         }
         self.hdr_have = 0;
+        let h = &self.hdr;
         let (len, mask_at) = match base.len7 {
-            126 => (u16::from_be_bytes([self.hdr[2], self.hdr[3]]) as u64, 4),
+            126 => (u16::from_be_bytes([h[2], h[3]]) as u64, 4),
             127 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&self.hdr[2..10]);
-                let len = u64::from_be_bytes(b);
+                let len = u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]);
                 if len >> 53 != 0 {
                     return Err(WsError::UnsupportedDataPayloadLength);
                 }
@@ -295,16 +286,28 @@ impl Receiver {
             n => (n as u64, 2),
         };
         if len > 0 && !is_control(self.opcode) {
-            self.total_payload += len;
+            self.total_payload = self.total_payload.saturating_add(len);
             if self.cfg.max_payload > 0 && self.total_payload > self.cfg.max_payload {
                 return Err(WsError::MaxPayloadExceeded);
             }
         }
-        self.mask = base.masked.then(|| [self.hdr[mask_at], self.hdr[mask_at + 1], self.hdr[mask_at + 2], self.hdr[mask_at + 3]]);
+        self.mask = if base.masked { self.hdr.get(mask_at..).and_then(<[u8]>::first_chunk::<4>).copied() } else { None };
         self.frame_len = len;
         self.frame_pos = 0;
         self.state = State::Payload;
         Ok(used)
+    }
+
+    /// Copies bytes of `input` into the header until it holds `want`;
+    /// returns how many it took.
+    fn fill_header(&mut self, input: &[u8], want: usize) -> usize {
+        let room = self.hdr.get_mut(self.hdr_have..want).unwrap_or_default();
+        let n = room.len().min(input.len());
+        if let (Some(dst), Some(src)) = (room.get_mut(..n), input.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.hdr_have = self.hdr_have.saturating_add(n);
+        n
     }
 
     fn check_base(&mut self, h: BaseHeader) -> Result<(), WsError> {
@@ -359,7 +362,7 @@ impl Receiver {
     }
 
     fn count_fragment(&mut self) -> Result<(), WsError> {
-        self.num_fragments += 1;
+        self.num_fragments = self.num_fragments.saturating_add(1);
         if self.cfg.max_fragments > 0 && self.num_fragments > self.cfg.max_fragments {
             return Err(WsError::TooManyFragments);
         }
@@ -431,16 +434,19 @@ impl Receiver {
     fn control<F: FnMut(Event<'_>)>(&mut self, payload: &[u8], sink: &mut F) -> Result<(), WsError> {
         match self.opcode {
             OP_CLOSE => {
-                if payload.is_empty() {
-                    self.state = State::Closed;
-                    sink(Event::Close(1005, &[]));
-                    return Ok(());
-                }
-                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                let (code, reason) = match payload {
+                    [] => {
+                        self.state = State::Closed;
+                        sink(Event::Close(1005, &[]));
+                        return Ok(());
+                    }
+                    // check_base refuses a 1-byte close frame before its payload.
+                    [_] => return Err(WsError::InvalidControlPayloadLength(1)),
+                    [hi, lo, reason @ ..] => (u16::from_be_bytes([*hi, *lo]), reason),
+                };
                 if !is_valid_status_code(code) {
                     return Err(WsError::InvalidCloseCode(code));
                 }
-                let reason = &payload[2..];
                 if !self.cfg.skip_utf8_validation && !is_valid(reason) {
                     return Err(WsError::InvalidUtf8);
                 }
@@ -452,6 +458,18 @@ impl Receiver {
             _ => sink(Event::Pong(payload)),
         }
         Ok(())
+    }
+}
+
+/// Takes the first `n` bytes (all, when there are fewer) off the front of `buf`.
+fn take_front<'a>(buf: &mut &'a mut [u8], n: usize) -> &'a mut [u8] {
+    let whole = std::mem::take(buf);
+    match whole.split_at_mut_checked(n.min(whole.len())) {
+        Some((front, back)) => {
+            *buf = back;
+            front
+        }
+        None => &mut [],
     }
 }
 

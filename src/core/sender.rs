@@ -4,6 +4,14 @@
 use super::deflate::Deflater;
 use super::frame::{write_frame, write_header, OP_CONTINUATION};
 
+/// What a data frame is, apart from its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct DataFrame {
+    pub opcode: u8,
+    pub fin: bool,
+    pub compress: bool,
+}
+
 pub struct Encoder {
     /// Boxed: most connections have none, and an idle one should stay small.
     deflater: Option<Box<Deflater>>,

@@ -15,14 +15,14 @@ impl Utf8Stream {
     /// Checks the bytes of `buf` not yet checked. With `fin` false a
     /// sequence cut at the end of `buf` is accepted for now.
     pub fn check(&mut self, buf: &[u8], fin: bool) -> bool {
-        let rest = &buf[self.checked.min(buf.len())..];
+        let rest = buf.get(self.checked..).unwrap_or_default();
         match simdutf8::compat::from_utf8(rest) {
             Ok(_) => {
                 self.checked = buf.len();
                 true
             }
             Err(e) if !fin && e.error_len().is_none() => {
-                self.checked += e.valid_up_to();
+                self.checked = self.checked.saturating_add(e.valid_up_to());
                 true
             }
             Err(_) => false,

@@ -9,7 +9,7 @@ use super::outq::{BufPool, OutQueue, Wrote};
 use super::syscall::{self, errno};
 use super::uv::{self, Handle};
 use crate::core::receiver::Receiver;
-use crate::core::sender::Encoder;
+use crate::core::sender::{DataFrame, Encoder};
 
 /// What was queued since a compressed frame, until the next write attempt.
 /// ws compresses on a thread pool, so until then a compressed message and
@@ -139,9 +139,9 @@ impl Conn {
     /// Queues an unmasked, uncompressed data frame whose payload is written
     /// from `ptr` without a copy; false (nothing queued) if it would be
     /// compressed.
-    pub fn queue_external(&mut self, pool: &mut BufPool, ptr: *const u8, len: usize, token: usize, opcode: u8, fin: bool, compress: bool) -> bool {
+    pub fn queue_external(&mut self, pool: &mut BufPool, ptr: *const u8, len: usize, token: usize, frame: DataFrame) -> bool {
         let before = self.pending();
-        if !self.encoder.data_header(self.out.bytes(pool), len, opcode, fin, compress) {
+        if !self.encoder.data_header(self.out.bytes(pool), len, frame.opcode, frame.fin, frame.compress) {
             return false;
         }
         self.out.push_external(ptr, len, token);

@@ -13,6 +13,8 @@ use super::Engine;
 
 const OK: sys::napi_status = sys::Status::napi_ok;
 
+/// # Safety
+/// Call on the JS thread of `env`.
 pub unsafe fn async_context(env: sys::napi_env) -> sys::napi_async_context {
     let mut resource = null_mut();
     let mut name = null_mut();
@@ -25,6 +27,8 @@ pub unsafe fn async_context(env: sys::napi_env) -> sys::napi_async_context {
 
 /// Lets go of a JS value the engine held (a payload written from JS memory);
 /// `token` is the napi reference the bindings made for it.
+// `env` is an opaque handle that only N-API reads.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn release_js(env: sys::napi_env, token: usize) {
     // SAFETY: each token is a reference made by the bindings, deleted once.
     unsafe { sys::napi_delete_reference(env, token as sys::napi_ref) };
@@ -88,6 +92,8 @@ unsafe fn give_to_js(env: sys::napi_env, v: Vec<u8>, free: sys::napi_finalize) -
 
 /// `(tape: Uint32Array, arena: Buffer, bigs: Buffer[] | undefined)`. The
 /// arena and the big payloads move to JS; the batch keeps only the tape.
+/// # Safety
+/// Call on the JS thread of `env`.
 pub unsafe fn batch_args(env: sys::napi_env, batch: &mut Batch) -> [sys::napi_value; 3] {
     let tape = &batch.tape;
     let mut data: *mut c_void = null_mut();
@@ -128,6 +134,9 @@ const MAX_THROWS: usize = 10_000;
 /// while a batch is handled (the send callbacks of the writes it flushed,
 /// closes, finishes) are delivered in the same check phase, as Node runs a
 /// write's callback in the turn its data reached the kernel.
+///
+/// # Safety
+/// `eng` is a live engine, on its JS thread.
 pub unsafe fn dispatch(eng: *mut Engine) {
     if (*eng).torn_down || (*eng).dispatching {
         return;
@@ -201,6 +210,9 @@ unsafe extern "C" fn on_engine_handle_closed(h: *mut uv::Handle) {
 }
 
 /// Called by every close callback; the last one after teardown frees the engine.
+///
+/// # Safety
+/// `eng` is a live engine with a handle that just closed.
 pub unsafe fn handle_closed(eng: *mut Engine) {
     (*eng).closing -= 1;
     if (*eng).torn_down && (*eng).closing == 0 {
@@ -212,6 +224,9 @@ pub unsafe fn handle_closed(eng: *mut Engine) {
 
 /// The environment is going away (process exit or worker end): close every
 /// socket and handle; libuv's callbacks finish the job.
+///
+/// # Safety
+/// `eng` is a live engine, on its JS thread.
 pub unsafe fn teardown(eng: *mut Engine) {
     let e = &mut *eng;
     e.torn_down = true;

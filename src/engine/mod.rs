@@ -16,7 +16,7 @@ use napi::sys;
 use crate::core::deflate::{Deflater, Inflater};
 use crate::core::mask::MaskPool;
 use crate::core::receiver::{Receiver, ReceiverConfig};
-use crate::core::sender::Encoder;
+use crate::core::sender::{DataFrame, Encoder};
 use batch::Batch;
 use connection::{Conn, Io};
 use outq::BufPool;
@@ -122,6 +122,9 @@ pub struct Engine {
 impl Engine {
     /// Creates the engine of one Node environment and registers its libuv
     /// handles. `callback` receives every batch.
+    ///
+    /// # Safety
+    /// Call on the JS thread of `env`, with `callback` a function of it.
     pub unsafe fn create(env: sys::napi_env, callback: sys::napi_value) -> Result<*mut Engine, String> {
         let api = uv::api().ok_or("this Node.js does not export libuv to addons")?;
         let mut lp: *mut Loop = std::ptr::null_mut();
@@ -160,6 +163,9 @@ impl Engine {
 
     /// Takes over a connected socket: duplicates `fd` (the caller then closes
     /// its own handle), feeds `head` to the parser and writes `initial` first.
+    ///
+    /// # Safety
+    /// `fd` is an open, connected socket; call on the engine's JS thread.
     pub unsafe fn adopt(&mut self, fd: c_int, cfg: ConnConfig, head: &[u8], initial: &[u8]) -> Result<u32, String> {
         if self.torn_down {
             return Err("the engine is shut down".into());
@@ -202,20 +208,19 @@ impl Engine {
     }
 
     /// Queues a data frame.
-    pub fn send_data(&mut self, id: u32, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Masking, ack: Ack) -> Sent {
+    pub fn send_data(&mut self, id: u32, payload: &[u8], frame: DataFrame, mask: Masking, ack: Ack) -> Sent {
         let Some(c) = self.conn(id) else { return Sent::Gone };
         let key = self.mask_key(mask);
-        c.encode_data(&mut self.bufs, payload, opcode, fin, compress, key);
+        c.encode_data(&mut self.bufs, payload, frame.opcode, frame.fin, frame.compress, key);
         self.queued(c, ack)
     }
 
     /// Queues a data frame whose payload is written from JS memory without a
     /// copy; `js_ref` (a napi reference keeping it alive) is released once
     /// written. On `Gone` or `NotQueued` the caller still owns `js_ref`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn send_external(&mut self, id: u32, ptr: *const u8, len: usize, js_ref: sys::napi_ref, opcode: u8, fin: bool, compress: bool, ack: Ack) -> Sent {
+    pub fn send_external(&mut self, id: u32, ptr: *const u8, len: usize, js_ref: sys::napi_ref, frame: DataFrame, ack: Ack) -> Sent {
         let Some(c) = self.conn(id) else { return Sent::Gone };
-        if !c.queue_external(&mut self.bufs, ptr, len, js_ref as usize, opcode, fin, compress) {
+        if !c.queue_external(&mut self.bufs, ptr, len, js_ref as usize, frame) {
             return Sent::NotQueued;
         }
         self.queued(c, ack)

@@ -80,11 +80,16 @@ unsafe fn alloc_handle(api: &Api, kind: c_int) -> *mut Handle {
 }
 
 /// Frees memory of a handle whose close callback has run.
+///
+/// # Safety
+/// `h` came from `alloc_handle` and libuv no longer knows it.
 pub unsafe fn free_handle(h: *mut Handle) {
-    libc::free(h as *mut c_void);
+    libc::free(h.cast());
 }
 
 impl Api {
+    /// # Safety
+    /// Call on the thread of the loop `lp`; `fd` stays open until the handle is closed.
     pub unsafe fn new_poll(&self, lp: *mut Loop, fd: c_int, data: *mut c_void) -> Result<*mut Handle, c_int> {
         let h = alloc_handle(self, UV_POLL);
         if h.is_null() {
@@ -99,6 +104,8 @@ impl Api {
         Ok(h)
     }
 
+    /// # Safety
+    /// Call on the thread of the loop `lp`.
     pub unsafe fn new_check(&self, lp: *mut Loop, data: *mut c_void, cb: HandleCb) -> *mut Handle {
         let h = alloc_handle(self, UV_CHECK);
         (self.check_init)(lp, h);
@@ -108,6 +115,8 @@ impl Api {
         h
     }
 
+    /// # Safety
+    /// Call on the thread of the loop `lp`.
     pub unsafe fn new_idle(&self, lp: *mut Loop, data: *mut c_void) -> *mut Handle {
         let h = alloc_handle(self, UV_IDLE);
         (self.idle_init)(lp, h);
@@ -115,26 +124,38 @@ impl Api {
         h
     }
 
+    /// # Safety
+    /// Call on the loop's thread with a handle this `Api` made that is not closed yet.
     pub unsafe fn poll_start(&self, h: *mut Handle, events: c_int, cb: PollCb) -> c_int {
         (self.poll_start)(h, events, cb)
     }
 
+    /// # Safety
+    /// Call on the loop's thread with a handle this `Api` made that is not closed yet.
     pub unsafe fn poll_stop(&self, h: *mut Handle) {
         (self.poll_stop)(h);
     }
 
+    /// # Safety
+    /// Call on the loop's thread with a handle this `Api` made that is not closed yet.
     pub unsafe fn idle_start(&self, h: *mut Handle, cb: HandleCb) {
         (self.idle_start)(h, cb);
     }
 
+    /// # Safety
+    /// Call on the loop's thread with a handle this `Api` made that is not closed yet.
     pub unsafe fn idle_stop(&self, h: *mut Handle) {
         (self.idle_stop)(h);
     }
 
+    /// # Safety
+    /// Call on the loop's thread with a handle this `Api` made that is not closed yet.
     pub unsafe fn close(&self, h: *mut Handle, cb: HandleCb) {
         (self.close)(h, Some(cb));
     }
 
+    /// # Safety
+    /// Call on the loop's thread with a handle this `Api` made that is not closed yet.
     pub unsafe fn data(&self, h: *const Handle) -> *mut c_void {
         (self.get_data)(h)
     }
