@@ -12,7 +12,7 @@ const { spawn } = require('child_process');
 const { describe } = require('node:test');
 const { once } = require('events');
 
-const { MASK, frame, it, parseFrames, rawClient, record, sameForBoth, startServer, track } = require('./helpers');
+const { IMPLS, MASK, frame, it, parseFrames, rawClient, record, sameForBoth, startServer, track } = require('./helpers');
 
 /** A raw DEFLATE stream of `size` zero bytes, made a MiB at a time. */
 async function deflatedZeros(size) {
@@ -33,8 +33,13 @@ async function deflatedZeros(size) {
  * port, then JSON lines; resolves with the child, its port and `line(n)`,
  * the n-th line parsed.
  */
-async function serverProcess(fixture, args, nodeArgs = []) {
-  const child = track(spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'fixtures', fixture), ...args], { stdio: ['pipe', 'pipe', 'inherit'] }));
+async function serverProcess(fixture, args, nodeArgs = [], { fdLimit } = {}) {
+  const argv = [...nodeArgs, path.join(__dirname, 'fixtures', fixture), ...args];
+  const child = track(
+    fdLimit
+      ? spawn('sh', ['-c', `ulimit -n ${fdLimit} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ['pipe', 'pipe', 'inherit'] })
+      : spawn(process.execPath, argv, { stdio: ['pipe', 'pipe', 'inherit'] })
+  );
   const lines = [];
   let buffered = '';
   const waiters = [];
@@ -157,6 +162,52 @@ describe('hostile peers', () => {
       );
     });
   }
+
+  // More clients than the server has fds for (ulimit -n 100, 300 clients):
+  // it must not crash; each client is served or refused (Node's accept
+  // closes what it cannot keep), those served get their echo, and once they
+  // are gone new clients are served and no fd is left behind. ws-native
+  // needs a second fd per adopted connection; where it can't get one the
+  // connection stays on the stream transport.
+  it('fd exhaustion: 300 clients against a server limited to 100 fds', { timeout: 120000 }, async (t) => {
+    const outcomes = {};
+    for (const impl of ['ws', 'native']) {
+      const { child, port, line } = await serverProcess('echo-server.js', [impl], [], { fdLimit: 100 });
+      let n = 1;
+      const ask = async (what) => {
+        child.stdin.write(`${what}\n`);
+        return line(++n);
+      };
+      const base = await ask('now');
+      const connect = (i) =>
+        new Promise((resolve) => {
+          const ws = track(new IMPLS.ws(`ws://127.0.0.1:${port}`));
+          ws.on('open', () => {
+            ws.send(`m${i}`);
+            ws.once('message', (d) => resolve({ ws, outcome: String(d) === `m${i}` ? 'echo' : 'wrong echo' }));
+          });
+          ws.on('error', (err) => resolve({ ws, outcome: `error ${err.code}` }));
+          ws.on('close', () => resolve({ ws, outcome: 'closed' }));
+        });
+      const first = await Promise.all(Array.from({ length: 300 }, (_, i) => connect(i)));
+      const counts = {};
+      for (const { outcome } of first) counts[outcome] = (counts[outcome] || 0) + 1;
+      const during = await ask('now');
+      await Promise.all(first.map(({ ws }) => (ws.readyState === 3 ? null : new Promise((resolve) => ws.on('close', resolve).close()))));
+      const again = await Promise.all(Array.from({ length: 5 }, (_, i) => connect(1000 + i)));
+      await Promise.all(again.map(({ ws }) => new Promise((resolve) => ws.on('close', resolve).close())));
+      const after = await ask('idle');
+      t.diagnostic(`${impl}: ${JSON.stringify(counts)}; fds ${base.fds} -> ${during.fds} -> ${after.fds}; server errors ${JSON.stringify(after.errors)}`);
+      assert.strictEqual(child.exitCode, null, `${impl}: the server is alive`);
+      assert.ok(counts.echo > 0 && counts.echo < 100, `${impl}: ${counts.echo} served`);
+      assert.strictEqual(counts.echo + (counts['error ECONNRESET'] || 0), 300, `${impl}: each served or refused, ${JSON.stringify(counts)}`);
+      assert.deepStrictEqual(again.map((r) => r.outcome), Array(5).fill('echo'), `${impl}: served again`);
+      assert.strictEqual(after.fds, base.fds, `${impl}: fds back to ${base.fds}`);
+      assert.deepStrictEqual(after.errors, [], impl);
+      outcomes[impl] = counts;
+    }
+    t.diagnostic(`served/refused: ws ${JSON.stringify(outcomes.ws)}, ws-native ${JSON.stringify(outcomes.native)}`);
+  });
 
   // A flood of small frames from a raw client: the server's events and the
   // frames it sends back must be ws's, and it must get through them in

@@ -8,6 +8,7 @@ const https = require('https');
 const net = require('net');
 const tls = require('tls');
 const { randomBytes, createHash } = require('crypto');
+const { unescape } = require('querystring');
 const { URL } = require('url');
 
 const PerMessageDeflate = require('./permessage-deflate');
@@ -247,7 +248,7 @@ function initAsClient(websocket, address, protocols, options) {
 }
 
 function decodeURIComponentSafe(s) {
-  return require('querystring').unescape(s);
+  return unescape(s);
 }
 
 /** Checks the 101 response; returns ws's message for what is wrong, if anything. */

@@ -6,9 +6,13 @@
 const EventEmitter = require('events');
 const { isUint8Array } = require('util').types;
 
+// Every module is loaded up front: a require() at the first connection
+// could meet a process out of fds (EMFILE) and throw from inside a handshake.
 const PerMessageDeflate = require('./permessage-deflate');
 const Sender = require('./sender');
+const clientHandshake = require('./client-handshake');
 const nativeTransport = require('./native-transport');
+const streamTransport = require('./stream-transport');
 const { toArrayBuffer, toBuffer } = require('./buffer-util');
 const {
   BINARY_TYPES,
@@ -58,9 +62,8 @@ class WebSocket extends EventEmitter {
     if (address !== null) {
       this._isServer = false;
       this._redirects = 0;
-      const { initAsClient, normalizeArgs } = require('./client-handshake');
-      const args = normalizeArgs(protocols, options);
-      options = initAsClient(this, address, args.protocols, args.options);
+      const args = clientHandshake.normalizeArgs(protocols, options);
+      options = clientHandshake.initAsClient(this, address, args.protocols, args.options);
     } else {
       this._isServer = true;
     }
@@ -138,7 +141,7 @@ class WebSocket extends EventEmitter {
       config.head = undefined;
     }
     if (!this._transport) {
-      this._transport = require('./stream-transport').attach(socket, this, config);
+      this._transport = streamTransport.attach(socket, this, config);
     }
 
     this._sender = new Sender(this);
@@ -160,7 +163,7 @@ class WebSocket extends EventEmitter {
     if (this._readyState === CLOSED) return;
     if (this._readyState === CONNECTING) {
       const msg = 'WebSocket was closed before the connection was established';
-      require('./client-handshake').abortHandshake(this, this._req, msg);
+      clientHandshake.abortHandshake(this, this._req, msg);
       return;
     }
     if (this._readyState === CLOSING) {
@@ -346,7 +349,7 @@ class WebSocket extends EventEmitter {
     if (this._readyState === CLOSED) return;
     if (this._readyState === CONNECTING) {
       const msg = 'WebSocket was closed before the connection was established';
-      require('./client-handshake').abortHandshake(this, this._req, msg);
+      clientHandshake.abortHandshake(this, this._req, msg);
       return;
     }
     if (this._transport) {

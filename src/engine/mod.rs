@@ -394,6 +394,11 @@ impl Engine {
         self.batch.closed(c.id, errno);
         self.closing += 1;
         unsafe { self.api.close(c.poll, on_poll_closed) };
+        // uv_close has stopped the poll (the fd is out of epoll), so the fd
+        // goes now: by the socket's 'close' it is free for the next accept.
+        syscall::close(c.fd);
+        // Any later use fails with EBADF rather than reach a reused fd.
+        c.fd = -1;
         self.wake();
     }
 
@@ -469,7 +474,6 @@ unsafe fn poll_event(eng: &mut Engine, c: &mut Conn, status: c_int, events: c_in
 unsafe extern "C" fn on_poll_closed(h: *mut Handle) {
     let Some(api) = uv::api() else { return };
     let c = Box::from_raw(api.data(h) as *mut Conn);
-    syscall::close(c.fd);
     uv::free_handle(h);
     let eng = c.owner as *mut Engine;
     drop(c);
