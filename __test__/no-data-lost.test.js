@@ -15,7 +15,7 @@ const { describe } = require('node:test');
 
 const { IMPLS, it, prng, startServer, serverUrl, closeServer, track } = require('./helpers');
 
-const CONNECTIONS = 100;
+const CONNECTIONS = 200;
 /** More than the last message a server acts on (300). */
 const MAX_SENDS = 400;
 

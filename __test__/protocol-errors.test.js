@@ -62,7 +62,14 @@ const SERVER_CASES = {
   'invalid UTF-8 in a fragmented text': Buffer.concat([m(1, 'ab', { fin: false }), m(0, Buffer.from([0xc3])), m(0, 'x')]),
   'invalid UTF-8 close reason': m(8, Buffer.concat([closePayload(1000), Buffer.from([0xff])])),
   'data frame inside a fragmented message': Buffer.concat([m(1, 'a', { fin: false }), m(2, 'b')]),
-  'valid close then garbage': Buffer.concat([m(8, closePayload(1000, 'ok')), Buffer.from([0xff, 0xff])])
+  'valid close then garbage': Buffer.concat([m(8, closePayload(1000, 'ok')), Buffer.from([0xff, 0xff])]),
+  // Close codes at the edges of the valid ranges, and reasons at the length limit.
+  ...Object.fromEntries([0, 1004, 1006, 1012, 1014, 1015, 1016, 2999, 3000, 4999, 5000, 65535].map((code) => [`close code ${code}`, m(8, closePayload(code))])),
+  'close reason of 123 bytes (the most that fits)': m(8, closePayload(1000, 'r'.repeat(123))),
+  'close reason of 124 bytes': m(8, closePayload(1000, 'r'.repeat(124))),
+  'close reason of 123 bytes ending in a cut UTF-8 sequence': m(8, Buffer.concat([closePayload(1000, 'r'.repeat(121)), Buffer.from([0xe2, 0x82])])),
+  'close reason that is an overlong encoding': m(8, Buffer.concat([closePayload(1000), Buffer.from([0xc0, 0xaf])])),
+  'close reason with a UTF-16 surrogate': m(8, Buffer.concat([closePayload(1000), Buffer.from([0xed, 0xa0, 0x80])]))
 };
 
 describe('protocol errors: server side', () => {

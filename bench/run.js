@@ -1,10 +1,16 @@
 'use strict';
 
-// npm run bench: the same echo server on ws-native and on ws (with
-// bufferutil and utf-8-validate), every scenario against each in one run,
-// server CPU and RSS read from /proc. Prints a table of ratios.
+// npm run bench: the same servers on ws-native, on ws 8.23 (with bufferutil
+// and utf-8-validate), on Bun's own `ws` (uWebSockets underneath) and on
+// Bun.serve, every scenario against each in one run, server CPU and RSS read
+// from /proc. Prints a table of ratios against ws, and ws-native against
+// Bun's `ws`.
 //
-//   node bench/run.js [--quick] [--only NAME] [--impls native,ws]
+//   node bench/run.js [--quick] [--only NAME] [--impls native,ws,bun-ws,bun-serve]
+//
+// Bun comes from the npm package @oven/bun-linux-x64, installed once into
+// ~/.cache/ws-native/bun; without it (or with --impls native,ws) the Bun
+// columns are left out.
 
 const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
@@ -17,25 +23,62 @@ const loadgenDir = path.join(__dirname, 'loadgen');
 const loadgen = path.join(loadgenDir, 'target', 'release', 'ws-loadgen');
 const quick = process.argv.includes('--quick');
 const only = argValue('--only');
-const impls = (argValue('--impls') || 'native,ws').split(',');
 const secs = quick ? '1' : '3';
 const TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
+const cacheDir = path.join(process.env.WS_NATIVE_CACHE || path.join(os.homedir(), '.cache', 'ws-native'), 'bun');
+const bunBin = path.join(cacheDir, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun');
+// Servers may hold 10,000 connections (ws-native: two fds each).
+const FD_LIMIT = 65536;
 
 function argValue(name) {
   const i = process.argv.indexOf(name);
   return i === -1 ? undefined : process.argv[i + 1];
 }
 
+/**
+ * Each scenario: `args` for the load generator (or `idle` connections to
+ * hold), the server's flags, the metric and the target ratio against ws
+ * (`vsBun`: against Bun's `ws` instead). `bun: false` leaves Bun out where
+ * its `ws` can't serve the setup (TLS options, an Express server).
+ */
 const SCENARIOS = [
-  { name: 'echo 32 B text, 50 conns x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '32'], metric: 'msgs_per_s', unit: 'msg/s', target: 4 },
-  { name: 'echo 4 KiB binary, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], metric: 'msgs_per_s', unit: 'msg/s', target: 3 },
+  { name: 'echo 32 B text, 50 conns x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '32'], metric: 'msgs_per_s', unit: 'msg/s', target: 11 },
+  { name: 'echo 4 KiB binary, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], metric: 'msgs_per_s', unit: 'msg/s', target: 4 },
   { name: 'echo 1 MiB binary, 4 x 2', args: ['echo', '--conns', '4', '--inflight', '2', '--size', String(1 << 20), '--binary'], metric: 'mb_per_s', unit: 'MB/s', target: 1.3 },
-  { name: 'echo 4 KiB JSON, deflate, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--json', '--deflate'], server: ['--deflate'], metric: 'msgs_per_s', unit: 'msg/s', target: 5 },
-  { name: 'RSS per idle conn, 5000 conns', idle: 5000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true },
-  { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.8, lowerIsBetter: true, extra: 'p99_us', floor: true },
-  { name: 'handshakes/s (open + close), 8 at once', args: ['handshakes', '--conns', '8'], metric: 'conns_per_s', unit: 'conn/s', target: 1 },
+  { name: 'echo 4 KiB JSON, deflate, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--json', '--deflate'], server: ['--deflate'], metric: 'msgs_per_s', unit: 'msg/s', target: 1, vsBun: true },
+  {
+    name: 'echo 64 KiB JSON, deflate, 8 x 4, plus a plain pinger',
+    args: ['echo', '--conns', '8', '--inflight', '4', '--size', String(64 << 10), '--json', '--deflate', '--probe'],
+    server: ['--deflate'],
+    metric: 'msgs_per_s',
+    unit: 'msg/s',
+    target: 3,
+    eld: true
+  },
+  { name: 'wss echo 32 B, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '32'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false },
+  { name: 'wss echo 4 KiB binary, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false },
+  { name: 'RSS per idle conn, 5,000 conns, 2 s after open', idle: 5000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true },
+  { name: 'RSS per idle conn, 10,000 conns, after GC', idle: 10000, gc: true, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true },
+  { name: 'RSS per idle conn, 1,000 conns, { server } on Express', idle: 1000, server: ['--express'], metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, bun: false },
+  { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.85, lowerIsBetter: true, extra: 'p99_us', floor: true },
+  { name: 'handshakes/s (open + close), 16 at once', args: ['handshakes', '--conns', '16'], metric: 'conns_per_s', unit: 'conn/s', target: 2.5 },
+  { name: 'handshakes/s, 16 at once, { server } on Express', args: ['handshakes', '--conns', '16'], server: ['--express'], metric: 'conns_per_s', unit: 'conn/s', target: 1.5, bun: false },
   { name: 'broadcast to 1000 clients, 32 B', args: ['broadcast', '--conns', '1000', '--inflight', '8', '--size', '32'], metric: 'deliveries_per_s', unit: 'msg/s', target: 3 }
 ].filter((s) => !only || s.name.includes(only));
+
+function ensureBun() {
+  if (fs.existsSync(bunBin)) return true;
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const r = spawnSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '@oven/bun-linux-x64'], { cwd: cacheDir, stdio: 'inherit' });
+  return r.status === 0 && fs.existsSync(bunBin);
+}
+
+const requested = argValue('--impls');
+const impls = (requested || 'native,ws,bun-ws,bun-serve').split(',').filter((i) => !i.startsWith('bun') || ensureBun() || (requested && fail(`no Bun for ${i}`)));
+
+function fail(msg) {
+  throw new Error(msg);
+}
 
 function buildLoadgen() {
   const r = spawnSync('cargo', ['build', '--release', '--quiet'], { cwd: loadgenDir, stdio: 'inherit' });
@@ -57,20 +100,45 @@ function lines(stream, onLine) {
   readline.createInterface({ input: stream }).on('line', onLine);
 }
 
+/** The command line of a server: the runtime, its flags, the script. */
+function serverCommand(impl, extra) {
+  switch (impl) {
+    case 'net-floor':
+      return [process.execPath, [path.join(__dirname, 'net-floor.js'), ...extra]];
+    case 'bun-ws':
+      return [bunBin, [path.join(__dirname, 'server.js'), 'ws', ...extra]];
+    case 'bun-serve':
+      return [bunBin, [path.join(__dirname, 'bun-serve.js'), ...extra]];
+    default:
+      return [process.execPath, ['--expose-gc', path.join(__dirname, 'server.js'), impl, ...extra]];
+  }
+}
+
 async function startServer(impl, extra = []) {
-  const script = impl === 'net-floor' ? ['net-floor.js'] : ['server.js', impl];
-  const child = spawn(process.execPath, [path.join(__dirname, script[0]), ...script.slice(1), ...extra], {
+  const [bin, args] = serverCommand(impl, extra);
+  // A higher fd limit, as root may set it: exec keeps the pid ours to sample.
+  const child = spawn('sh', ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null; exec "$0" "$@"`, bin, ...args], {
     cwd: root,
-    stdio: ['ignore', 'pipe', 'inherit']
+    stdio: ['pipe', 'pipe', 'inherit']
   });
+  const replies = [];
+  const waiting = [];
   const port = await new Promise((resolve, reject) => {
     lines(child.stdout, (l) => {
       const m = /^listening (\d+)/.exec(l);
-      if (m) resolve(Number(m[1]));
+      if (m) return resolve(Number(m[1]));
+      if (waiting.length) waiting.shift()(l);
+      else replies.push(l);
     });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    child.on('exit', (code) => reject(new Error(`${impl} server exited with ${code}`)));
   });
-  return { child, port };
+  /** Sends a control line (bench/control.js); resolves with the reply, if one is due. */
+  const ask = (line, reply = true) => {
+    child.stdin.write(`${line}\n`);
+    if (!reply) return Promise.resolve();
+    return replies.length ? Promise.resolve(replies.shift()) : new Promise((resolve) => waiting.push(resolve));
+  };
+  return { impl, child, port, ask };
 }
 
 function stopServer(server) {
@@ -81,38 +149,59 @@ function stopServer(server) {
   });
 }
 
-/** Runs the load generator; samples the server's CPU at its marks. */
-function runLoadgen(args, server) {
+/** Runs the load generator; samples the server's CPU (and event-loop delay) at its marks. */
+function runLoadgen(args, server, scenario) {
   return new Promise((resolve, reject) => {
     const child = spawn(loadgen, [...args, '--addr', `127.0.0.1:${server.port}`, '--secs', secs], {
       stdio: ['pipe', 'pipe', 'inherit']
     });
     let cpuStart = 0;
     let cpuEnd = 0;
+    let stats = null;
     let result = null;
     lines(child.stdout, (l) => {
-      if (l === 'mark start') cpuStart = procCpuMs(server.child.pid);
-      else if (l === 'mark end') cpuEnd = procCpuMs(server.child.pid);
-      else if (l.startsWith('{')) result = JSON.parse(l);
+      if (l === 'mark start') {
+        cpuStart = procCpuMs(server.child.pid);
+        if (scenario.eld) server.ask('reset', false);
+      } else if (l === 'mark end') {
+        cpuEnd = procCpuMs(server.child.pid);
+        if (scenario.eld) stats = server.ask('stats');
+      } else if (l.startsWith('{')) result = JSON.parse(l);
     });
-    child.on('exit', (code) => {
+    child.on('exit', async (code) => {
       if (!result) return reject(new Error(`load generator failed (${code})`));
       result.server_cpu_ms = cpuEnd - cpuStart;
+      // Bun's monitorEventLoopDelay reads 0: left out.
+      if (stats && !server.impl.startsWith('bun')) result.eld_p99_ms = JSON.parse(await stats).eld_p99_ms;
       resolve(result);
     });
   });
 }
 
-/** Server RSS growth per connection with `n` idle connections held open. */
-async function idleRss(server, n) {
+/**
+ * Server memory per connection with `n` idle connections held open: RSS
+ * growth, and its split into V8 heap, external memory and the rest
+ * (native: malloc, handles, kernel-side buffers counted in RSS).
+ */
+async function idleMemory(server, n, gc) {
   // One connection first, so the engine and the handshake code are warm.
-  await runIdle(server, 1, () => {});
-  const base = procRssKib(server.child.pid);
-  let rss = 0;
-  await runIdle(server, n, () => {
-    rss = procRssKib(server.child.pid);
+  await runIdle(server, 1, async () => {});
+  if (gc) await server.ask('gc');
+  const base = { rss_kib: procRssKib(server.child.pid), ...JSON.parse(await server.ask('stats')) };
+  let held = null;
+  await runIdle(server, n, async () => {
+    if (gc) await server.ask('gc');
+    held = { ...JSON.parse(await server.ask('stats')), rss_kib: procRssKib(server.child.pid) };
   });
-  return { kib_per_conn: (rss - base) / n, rss_kib: rss, base_kib: base };
+  const per = (k) => (held[k] === undefined || base[k] === undefined ? undefined : (held[k] - base[k]) / n);
+  const r = {
+    kib_per_conn: per('rss_kib'),
+    heap_per_conn: per('heap_kib'),
+    external_per_conn: per('external_kib'),
+    malloc_per_conn: per('malloc_kib')
+  };
+  r.other_per_conn = r.kib_per_conn - (r.heap_per_conn || 0) - (r.external_per_conn || 0);
+  return r;
 }
 
 function runIdle(server, n, atReady) {
@@ -122,11 +211,11 @@ function runIdle(server, n, atReady) {
     });
     lines(child.stdout, (l) => {
       if (l.startsWith('ready')) {
-        // Let the server settle (GC of handshake garbage) before sampling.
-        setTimeout(() => {
-          atReady();
+        // Let the server settle (handshake garbage, deferred work) before sampling.
+        setTimeout(async () => {
+          await atReady();
           child.stdin.end();
-        }, 1500);
+        }, 2000);
       }
     });
     child.on('exit', resolve);
@@ -136,22 +225,38 @@ function runIdle(server, n, atReady) {
 async function measure(impl, scenario) {
   const server = await startServer(impl, scenario.server);
   try {
-    if (scenario.idle) return await idleRss(server, scenario.idle);
-    return await runLoadgen(scenario.args, server);
+    if (scenario.idle) return await idleMemory(server, scenario.idle, scenario.gc);
+    return await runLoadgen(scenario.args, server, scenario);
   } finally {
     await stopServer(server);
   }
 }
 
 function fmt(v) {
-  if (v === undefined || Number.isNaN(v)) return '-';
-  if (v >= 100) return Math.round(v).toLocaleString('en-US');
-  return v.toFixed(v >= 10 ? 1 : 2);
+  if (v === undefined || v === null || Number.isNaN(v)) return '-';
+  if (Math.abs(v) >= 100) return Math.round(v).toLocaleString('en-US');
+  return v.toFixed(Math.abs(v) >= 10 ? 1 : 2);
 }
 
 function perMessageUs(r) {
   const msgs = r.msgs || r.deliveries || r.conns;
-  return msgs ? (r.server_cpu_ms * 1000) / msgs : undefined;
+  return msgs && r.server_cpu_ms !== undefined ? (r.server_cpu_ms * 1000) / msgs : undefined;
+}
+
+function ratio(s, results, of, to) {
+  const a = results[of];
+  const b = results[to];
+  return a && b && b[s.metric] ? a[s.metric] / b[s.metric] : undefined;
+}
+
+function describeResult(s, r) {
+  if (!r) return '-';
+  let v = `${fmt(r[s.metric])} ${s.unit}`;
+  if (s.extra) v += ` (p99 ${fmt(r[s.extra])})`;
+  if (s.eld && r.eld_p99_ms !== undefined) v += `, loop delay p99 ${fmt(r.eld_p99_ms)} ms`;
+  if (s.eld && r.probe_p99_us !== undefined) v += `, pinger p99 ${fmt(r.probe_p99_us)} us`;
+  if (s.idle) v += ` (heap ${fmt(r.heap_per_conn)}, ext ${fmt(r.external_per_conn)}, other ${fmt(r.other_per_conn)}${r.malloc_per_conn ? `, malloc ${fmt(r.malloc_per_conn)}` : ''})`;
+  return v;
 }
 
 async function main() {
@@ -160,34 +265,45 @@ async function main() {
   const floors = [];
   for (const s of SCENARIOS) {
     const results = {};
-    for (const impl of impls) results[impl] = await measure(impl, s);
-    if (s.floor) floors.push([s, await measure('net-floor', s), results[impls[1]]]);
-    const [a, b] = [results[impls[0]], results[impls[1]]];
-    const ratio = b ? a[s.metric] / b[s.metric] : undefined;
-    const ok = ratio === undefined ? '' : s.lowerIsBetter ? ratio <= s.target : ratio >= s.target;
-    rows.push({ s, results, ratio, ok });
-    const line = impls.map((i) => `${i} ${fmt(results[i][s.metric])} ${s.unit}`).join(', ');
-    console.error(`${s.name}: ${line}${ratio === undefined ? '' : `, ratio ${fmt(ratio)}`}`);
+    for (const impl of impls) {
+      if (s.bun === false && impl.startsWith('bun')) continue;
+      // Bun.serve is a different program: it has no Express or TLS-options setup here.
+      results[impl] = await measure(impl, s);
+    }
+    if (s.floor) floors.push([s, await measure('net-floor', s), results.ws]);
+    const vsWs = ratio(s, results, 'native', 'ws');
+    const vsBun = ratio(s, results, 'native', 'bun-ws');
+    const judged = s.vsBun ? vsBun : vsWs;
+    const ok = judged === undefined ? '' : s.lowerIsBetter ? judged <= s.target : judged >= s.target;
+    rows.push({ s, results, vsWs, vsBun, ok });
+    console.error(`${s.name}: ${impls.map((i) => `${i} ${describeResult(s, results[i])}`).join(', ')}`);
   }
 
   const cpu = os.cpus();
-  console.log(`\nMachine: ${cpu.length} x ${cpu[0].model.trim()}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
+  console.log(`\nMachine: ${cpu.length} x ${cpu[0].model.trim()}, Node ${process.version}${impls.some((i) => i.startsWith('bun')) ? `, Bun ${spawnSync(bunBin, ['--version']).stdout.toString().trim()}` : ''}, ${new Date().toISOString().slice(0, 10)}`);
   console.log(`Each scenario: a fresh server process; ${secs} s measured after 0.5 s warm-up; load generator (Rust, 1 thread) on the same machine.\n`);
-  const head = ['scenario', ...impls.map((i) => i), 'ratio', 'target', 'met', ...impls.map((i) => `server CPU us/msg ${i}`), ...impls.map((i) => `loadgen CPU% ${i}`)];
+  const others = impls.filter((i) => i !== 'native' && i !== 'ws');
+  const head = ['scenario', ...impls, 'native / ws', ...others.map((i) => `${i} / ws`), 'target', 'met', 'native / bun-ws', ...impls.map((i) => `server CPU us/msg ${i}`)];
   console.log(`| ${head.join(' | ')} |`);
   console.log(`|${head.map(() => '---').join('|')}|`);
-  for (const { s, results, ratio, ok } of rows) {
-    const vals = impls.map((i) => `${fmt(results[i][s.metric])} ${s.unit}${s.extra ? ` (p99 ${fmt(results[i][s.extra])})` : ''}`);
-    const cpuPer = impls.map((i) => fmt(perMessageUs(results[i])));
-    const lg = impls.map((i) => {
-      const r = results[i];
-      return r.client_cpu_ms !== undefined && r.secs ? `${fmt((r.client_cpu_ms / (r.secs * 1000)) * 100)}%` : '-';
-    });
-    const target = `${s.lowerIsBetter ? '<=' : '>='} ${s.target}x`;
-    console.log(`| ${[s.name, ...vals, ratio === undefined ? '-' : `${fmt(ratio)}x`, target, ok === '' ? '-' : ok ? 'yes' : 'no', ...cpuPer, ...lg].join(' | ')} |`);
+  for (const { s, results, vsWs, vsBun, ok } of rows) {
+    const x = (v) => (v === undefined ? '-' : `${fmt(v)}x`);
+    const target = `${s.lowerIsBetter ? '<=' : '>='} ${s.target}x${s.vsBun ? ' bun-ws' : ''}`;
+    console.log(
+      `| ${[
+        s.name,
+        ...impls.map((i) => describeResult(s, results[i])),
+        x(vsWs),
+        ...others.map((i) => x(ratio(s, results, i, 'ws'))),
+        target,
+        ok === '' ? '-' : ok ? 'yes' : 'no',
+        x(vsBun),
+        ...impls.map((i) => (results[i] ? fmt(perMessageUs(results[i])) : '-'))
+      ].join(' | ')} |`
+    );
   }
   for (const [s, floor, ref] of floors) {
-    const vsRef = ref ? ` = ${fmt(floor[s.metric] / ref[s.metric])}x ${impls[1]}` : '';
+    const vsRef = ref ? ` = ${fmt(floor[s.metric] / ref[s.metric])}x ws` : '';
     console.log(`\nFloor for "${s.name}": a plain Node net server doing no WebSocket work: ${fmt(floor[s.metric])} ${s.unit}${vsRef}.`);
   }
 }

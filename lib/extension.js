@@ -46,21 +46,28 @@ class Cursor {
   // A quoted-string whose characters, once unescaped, are token characters.
   quoted() {
     this.i++;
+    // The value is taken a run of plain characters at a time (one slice,
+    // not one concatenation per character); an escape ends a run.
     let value = '';
+    let start = this.i;
     for (;;) {
       if (this.done) this.fail();
       const code = this.peek();
       if (code === 0x5c) {
+        value += this.text.slice(start, this.i);
         this.i++;
         if (this.done || !this.isToken(this.peek())) this.fail();
+        start = this.i++;
       } else if (code === 0x22) {
+        value += this.text.slice(start, this.i);
         if (value === '') this.fail();
         this.i++;
         return value;
       } else if (!this.isToken(code)) {
         this.fail();
+      } else {
+        this.i++;
       }
-      value += this.text[this.i++];
     }
   }
 

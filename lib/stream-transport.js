@@ -11,6 +11,8 @@ const { kWebSocket } = require('./constants');
 const { watch } = require('./socket-events');
 
 const RSV1 = 0x40;
+/** Payloads from this size on are written without a copy into the frame. */
+const BY_REFERENCE = 64 * 1024;
 
 class StreamTransport {
   constructor(socket, ws, config) {
@@ -33,6 +35,12 @@ class StreamTransport {
 
   send(data, binary, fin, compress, mask, cb) {
     const flags = frameFlags(fin, compress, mask);
+    // A big unmasked payload is written as it is, behind its header, as ws
+    // does: over TLS a copy in the frame would be held beside the ciphertext.
+    if (!mask && typeof data !== 'string' && data.length >= BY_REFERENCE && this.held === null && !this.inCompressed) {
+      const header = this.core.encodeHeader(data.length, binary ? 2 : 1, flags);
+      if (header !== undefined) return this.raw([header, data], cb);
+    }
     const frame = this.core.encode(data, binary ? 2 : 1, flags, maskKey(mask));
     // The first frame of a compressed message has RSV1; its continuations
     // are compressed too.

@@ -31,6 +31,13 @@ const OP_CLOSE = 8;
 const OP_PING = 9;
 const OP_PONG = 10;
 
+const { propertyIsEnumerable } = Object.prototype;
+
+/** `options[key]` if it is an own enumerable key of `options`, else `dflt`. */
+function option(options, key, dflt) {
+  return options != null && propertyIsEnumerable.call(options, key) ? options[key] : dflt;
+}
+
 class WebSocket extends EventEmitter {
   /**
    * @param {(String|URL|null)} address The URL to connect to; null on the server side
@@ -265,22 +272,21 @@ class WebSocket extends EventEmitter {
       return;
     }
 
-    const opts = {
-      binary: typeof data !== 'string',
-      mask: !this._isServer,
-      compress: true,
-      fin: true,
-      ...options
-    };
-    const compress = !!opts.compress && !!this._extensions[PerMessageDeflate.extensionName];
-    const mask = this._maskFor(opts.mask);
+    // The options over their defaults, as ws spreads them ({ ...defaults,
+    // ...options }: an own enumerable key wins, even when undefined),
+    // without an object per send.
+    const binary = option(options, 'binary', typeof data !== 'string');
+    const fin = option(options, 'fin', true);
+    const compress = !!option(options, 'compress', true) && !!this._extensions[PerMessageDeflate.extensionName];
+    const mask = this._maskFor(option(options, 'mask', !this._isServer));
 
     if (isBlob(data)) {
-      this._sendBlob(data, (buf) => this._transport.send(buf, opts.binary, opts.fin, compress, mask, cb), cb);
+      this._sendBlob(data, (buf) => this._transport.send(buf, binary, fin, compress, mask, cb), cb);
       return;
     }
     const payload = !data ? EMPTY_BUFFER : typeof data === 'string' ? data : toBuffer(data);
-    this._write(() => this._transport.send(payload, opts.binary, opts.fin, compress, mask, cb), cb, payload);
+    if (!this._deferred) this._transport.send(payload, binary, fin, compress, mask, cb);
+    else this._write(() => this._transport.send(payload, binary, fin, compress, mask, cb), cb, payload);
   }
 
   // Blobs are read asynchronously; frames sent after one wait for it, so
@@ -394,7 +400,8 @@ class WebSocket extends EventEmitter {
 
   _onMessage(data, isBinary) {
     if (isBinary) data = this._binaryData(data);
-    this._inOrder(true, () => this.emit('message', data, isBinary));
+    if (this._allowSynchronousEvents) this.emit('message', data, isBinary);
+    else this._inOrder(true, () => this.emit('message', data, isBinary));
   }
 
   _binaryData(buf) {

@@ -145,3 +145,5 @@ function handshake(buf) {
 }
 
 module.exports = { extension, subprotocol, 'permessage-deflate': permessageDeflate, handshake };
+// Not a target: how both sides' results are compared.
+Object.defineProperty(module.exports, 'outcome', { value: outcome, enumerable: false });

@@ -61,6 +61,17 @@ impl StreamCore {
         })
     }
 
+    /// Only the header of an unmasked data frame of `len` bytes whose payload
+    /// the caller writes itself (so a big payload is not copied); undefined,
+    /// with nothing framed, when the frame is to be compressed.
+    #[napi(catch_unwind)]
+    pub fn encode_header(&mut self, len: f64, opcode: u32, flags: u32) -> Option<Buffer> {
+        let mut out = Vec::with_capacity(10);
+        self.encoder
+            .data_header(&mut out, len as usize, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0)
+            .then(|| out.into())
+    }
+
     /// Frames a close (8), ping (9) or pong (10) frame.
     #[napi(catch_unwind)]
     pub fn encode_control(&mut self, env: Env, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {

@@ -3,6 +3,7 @@
 //! so that the caller can sample the server's CPU time at the same moments.
 //!
 //! ws-loadgen echo|latency|handshakes|idle|broadcast --addr HOST:PORT [options]
+//! (`--tls`: wss://, the server's certificate not verified)
 
 mod wire;
 
@@ -24,6 +25,8 @@ struct Opts {
     deflate: bool,
     secs: f64,
     samples: usize,
+    tls: bool,
+    probe: bool,
 }
 
 fn parse_args() -> Opts {
@@ -39,6 +42,8 @@ fn parse_args() -> Opts {
         deflate: false,
         secs: 3.0,
         samples: 20000,
+        tls: false,
+        probe: false,
     };
     while let Some(k) = a.next() {
         let mut v = || a.next().unwrap_or_default();
@@ -52,6 +57,8 @@ fn parse_args() -> Opts {
             "--binary" => o.binary = true,
             "--json" => o.json = true,
             "--deflate" => o.deflate = true,
+            "--tls" => o.tls = true,
+            "--probe" => o.probe = true,
             other => eprintln!("ws-loadgen: unknown option {other}"),
         }
     }
@@ -161,14 +168,64 @@ async fn echo(o: &Opts) -> String {
             }
         });
     }
+    let probe = if o.probe { Some(start_probe(&o.addr).await) } else { None };
     let b0 = bytes.load(Relaxed);
     let (n, secs, cpu) = window(&count, o.secs).await;
     let mb = (bytes.load(Relaxed) - b0) as f64 / secs / 1e6;
+    let probe = match probe {
+        Some((done, rtts)) => {
+            done.store(true, Relaxed);
+            let mut rtts = rtts.lock().map(|v| v.clone()).unwrap_or_default();
+            rtts.sort_by(|a, b| a.total_cmp(b));
+            let p99 = rtts.get(((rtts.len() as f64 * 0.99) as usize).min(rtts.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+            format!(",\"probe_p99_us\":{p99:.1},\"probe_samples\":{}", rtts.len())
+        }
+        None => String::new(),
+    };
     format!(
-        "{{\"msgs_per_s\":{:.1},\"mb_per_s\":{:.2},\"secs\":{secs:.3},\"msgs\":{n},\"client_cpu_ms\":{cpu:.1}}}",
+        "{{\"msgs_per_s\":{:.1},\"mb_per_s\":{:.2},\"secs\":{secs:.3},\"msgs\":{n},\"client_cpu_ms\":{cpu:.1}{probe}}}",
         n / secs,
         mb
     )
+}
+
+/// A plain connection (no permessage-deflate) beside the load, sending one
+/// 32-byte message at a time: its round trips, taken from the warm-up's
+/// end to the window's, show how long the server's loop is held up.
+async fn start_probe(addr: &str) -> (Arc<AtomicBool>, Arc<std::sync::Mutex<Vec<f64>>>) {
+    let mut c = wire::connect(addr, "/", false).await.expect("connect");
+    let done = Arc::new(AtomicBool::new(false));
+    let rtts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (m, r) = (done.clone(), rtts.clone());
+    tokio::spawn(async move {
+        let mut frame = Vec::new();
+        c.encode(&mut frame, 1, &[b'p'; 32]);
+        let mut seen = Vec::new();
+        let started = Instant::now();
+        loop {
+            let t = Instant::now();
+            if c.send(&frame).await.is_err() {
+                return;
+            }
+            loop {
+                seen.clear();
+                c.frames(&mut seen);
+                if !seen.is_empty() {
+                    break;
+                }
+                if !matches!(c.fill().await, Ok(true)) {
+                    return;
+                }
+            }
+            // `m` turns true at the window's end: from then on, nothing is kept.
+            if started.elapsed() >= Duration::from_millis(500) && !m.load(Relaxed) {
+                if let Ok(mut v) = r.lock() {
+                    v.push(t.elapsed().as_nanos() as f64 / 1000.0);
+                }
+            }
+        }
+    });
+    (done, rtts)
 }
 
 async fn latency(o: &Opts) -> String {
@@ -319,6 +376,9 @@ async fn broadcast(o: &Opts) -> String {
 
 fn main() {
     let o = parse_args();
+    if o.tls {
+        wire::use_tls();
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let line = rt.block_on(async {
         match o.scenario.as_str() {
