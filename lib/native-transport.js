@@ -72,9 +72,15 @@ function destroyedError() {
   return err;
 }
 
+// From Node 22 on, destroying a net.Socket with a write in flight cancels it
+// in libuv, and every write still waiting calls back with that error.
+const CANCELED_ON_DESTROY = Number(process.versions.node.split('.')[0]) >= 22;
+const ECANCELED = 125;
+
 /** The error of sends that failed; `reason` as in src/engine/connection.rs. */
 function failedError(reason) {
-  return reason === 1 ? new Error('The socket was closed while data was being compressed') : destroyedError();
+  if (reason === 1) return new Error('The socket was closed while data was being compressed');
+  return CANCELED_ON_DESTROY ? errnoError(ECANCELED, 'write') : destroyedError();
 }
 
 /** The error a socket operation failed with, as Node words it. */

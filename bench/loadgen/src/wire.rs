@@ -77,6 +77,9 @@ pub struct Deflate {
     z: Compress,
     inf: Decompress,
     scratch: Vec<u8>,
+    /// The server asked for a fresh compressor per message (Bun.serve does).
+    client_no_context: bool,
+    server_no_context: bool,
 }
 
 /// Opens a connection and performs the opening handshake on `path`.
@@ -121,6 +124,8 @@ pub async fn connect(addr: &str, path: &str, deflate: bool) -> io::Result<Client
             z: Compress::new_with_window_bits(Compression::new(6), false, 15),
             inf: Decompress::new_with_window_bits(false, 15),
             scratch: Vec::new(),
+            client_no_context: head.contains("client_no_context_takeover"),
+            server_no_context: head.contains("server_no_context_takeover"),
         }),
         mask_state: 0x9e37_79b9,
         skipping: None,
@@ -164,6 +169,9 @@ impl Client {
                 }
                 let n = d.scratch.len().saturating_sub(4);
                 d.scratch.truncate(n);
+                if d.client_no_context {
+                    d.z.reset();
+                }
                 (true, &d.scratch[..])
             }
             _ => (false, payload),
@@ -261,7 +269,11 @@ fn inflate(d: &mut Deflate, body: &[u8]) -> usize {
             }
         }
     }
-    (d.inf.total_out() - before) as usize
+    let n = (d.inf.total_out() - before) as usize;
+    if d.server_no_context {
+        d.inf.reset(false);
+    }
+    n
 }
 
 pub fn header(out: &mut Vec<u8>, opcode: u8, rsv1: bool, len: usize, mask: Option<[u8; 4]>) {

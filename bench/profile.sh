@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Profiles the bench server under one load with perf (Debian's linux-perf;
+# software cpu-clock sampling, which works where the machine has no
+# hardware counters), JS frames named through --perf-basic-prof.
+#
+#   bash bench/profile.sh [native|ws] [echo|wss|handshakes] [seconds]
+#
+# Prints the server's own top symbols, and the share of its samples in
+# each part: ws-native's Rust, N-API, V8's compiled JS, V8/Node internals,
+# libc, and the kernel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+impl=${1:-native}
+scenario=${2:-echo}
+secs=${3:-5}
+command -v perf >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y linux-perf; }
+(cd bench/loadgen && cargo build --release --quiet)
+out=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
+
+flags=()
+[ "$scenario" = wss ] && flags=(--tls)
+node --perf-basic-prof --interpreted-frames-native-stack bench/server.js "$impl" "${flags[@]}" > "$out/server.log" &
+server=$!
+until grep -q '^listening' "$out/server.log" 2>/dev/null; do sleep 0.1; done
+port=$(sed -n 's/^listening //p' "$out/server.log")
+
+case $scenario in
+  echo) args=(echo --conns 50 --inflight 16 --size 32) ;;
+  wss) args=(echo --tls --conns 50 --inflight 16 --size 32) ;;
+  handshakes) args=(handshakes --conns 16) ;;
+  *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+esac
+bench/loadgen/target/release/ws-loadgen "${args[@]}" --addr "127.0.0.1:$port" --secs "$((secs + 2))" > "$out/load.log" &
+load=$!
+sleep 1
+perf record -q -e cpu-clock -F 2000 -g -p "$server" -o "$out/perf.data" -- sleep "$secs" 2>/dev/null
+wait "$load"
+tail -1 "$out/load.log"
+
+perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' > "$out/symbols.txt" || true
+echo "== top symbols ($impl, $scenario)"
+head -25 "$out/symbols.txt"
+echo "== by part"
+awk '
+  { pct = $1; sub("%", "", pct); dso = $2; sym = ""; for (i = 4; i <= NF; i++) sym = sym " " $i
+    if (dso ~ /ws-native/) part = "ws-native (Rust)"
+    else if (sym ~ /napi_|v8impl|napi::/) part = "N-API"
+    else if (dso ~ /perf-[0-9]+\.map/ || sym ~ /^ *(Builtin|LazyCompile|JS|Function|Interpreted|Baseline|Maglev|Turbofan):/) part = "JS (compiled, builtins)"
+    else if (dso ~ /node/) part = "V8 / Node internals"
+    else if (dso ~ /libc|ld-linux/) part = "libc"
+    else if (dso ~ /kernel/) part = "kernel"
+    else part = "other (" dso ")"
+    share[part] += pct }
+  END { for (p in share) printf "%6.1f%%  %s\n", share[p], p }' "$out/symbols.txt" | sort -rn
