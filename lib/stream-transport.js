@@ -14,6 +14,39 @@ const RSV1 = 0x40;
 /** Payloads from this size on are written without a copy into the frame. */
 const BY_REFERENCE = 64 * 1024;
 
+// Frames up to this size are framed straight into a shared pool (as Node's
+// Buffer.allocUnsafe pool works: a slice per frame, never reused, a new pool
+// when one is full), larger ones into a Buffer of their own.
+const POOL_SIZE = 64 * 1024;
+const SMALL_FRAME = POOL_SIZE / 4;
+let pool = Buffer.allocUnsafeSlow(POOL_SIZE);
+let poolOffset = 0;
+
+/** Frames `data` with `core` into pooled memory; returns the frame. */
+function framePooled(core, data, opcode, flags, key) {
+  let n = core.encodeInto(data, opcode, flags, key, pool, poolOffset);
+  if (n < 0) {
+    n = -n;
+    if (n > SMALL_FRAME) {
+      const own = Buffer.allocUnsafeSlow(n);
+      core.takeFrame(own, 0);
+      return own;
+    }
+    pool = Buffer.allocUnsafeSlow(POOL_SIZE);
+    poolOffset = 0;
+    core.takeFrame(pool, 0);
+  }
+  const frame = pool.subarray(poolOffset, poolOffset + n);
+  // Keep slices 8-byte aligned, as Node's pool does.
+  poolOffset = (poolOffset + n + 7) & ~7;
+  return frame;
+}
+
+/** Whether `data` may be framed in the pool: not too big to copy. */
+function small(data) {
+  return typeof data === 'string' ? data.length <= SMALL_FRAME / 3 : data.length <= SMALL_FRAME;
+}
+
 class StreamTransport {
   constructor(socket, ws, config) {
     this.socket = socket;
@@ -26,6 +59,10 @@ class StreamTransport {
     this.held = null;
     this.heldBytes = 0;
     this.inCompressed = false;
+    // Where feedInPlace writes the records of a chunk; a nested feed (a
+    // listener that makes the socket emit data) gets a tape of its own.
+    this.tape = new Uint32Array(64);
+    this.feeding = false;
   }
 
   get bufferedAmount() {
@@ -41,7 +78,7 @@ class StreamTransport {
       const header = this.core.encodeHeader(data.length, binary ? 2 : 1, flags);
       if (header !== undefined) return this.raw([header, data], cb);
     }
-    const frame = this.core.encode(data, binary ? 2 : 1, flags, maskKey(mask));
+    const frame = small(data) ? framePooled(this.core, data, binary ? 2 : 1, flags, maskKey(mask)) : this.core.encode(data, binary ? 2 : 1, flags, maskKey(mask));
     // The first frame of a compressed message has RSV1; its continuations
     // are compressed too.
     const compressed = this.inCompressed || (frame[0] & RSV1) !== 0;
@@ -137,11 +174,25 @@ function releaseHeld(tr) {
 
 function onData(chunk) {
   const tr = this[kWebSocket]._transport;
-  const batch = tr.core.feed(chunk);
-  if (batch === undefined) return;
-  const [tape, arena, bigs] = batch;
-  for (let i = 0; i < tape.length; i += 4) {
-    deliverFrame(tr.ws, tape[i], tape[i + 2], tape[i + 3], arena, bigs);
+  const nested = tr.feeding;
+  let tape = nested ? new Uint32Array(64) : tr.tape;
+  let code = tr.core.feedInPlace(chunk, tape);
+  if (code === 0) return;
+  if (code < 0) {
+    code = -code;
+    tape = new Uint32Array(code >>> 1);
+    if (!nested && tape.length <= 4096) tr.tape = tape;
+    tr.core.takeTape(tape);
+  }
+  const words = code >>> 1;
+  const bigs = code & 1 ? tr.core.takeBigs() : undefined;
+  tr.feeding = true;
+  try {
+    for (let i = 0; i < words; i += 4) {
+      deliverFrame(tr.ws, tape[i], tape[i + 2], tape[i + 3], chunk, bigs);
+    }
+  } finally {
+    tr.feeding = nested;
   }
 }
 

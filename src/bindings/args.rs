@@ -67,6 +67,34 @@ pub unsafe fn payload(env: sys::napi_env, v: sys::napi_value, scratch: &mut Vec<
     Ok(if len == 0 { &[] } else { std::slice::from_raw_parts(data as *const u8, len) })
 }
 
+/// The bytes of an ArrayBufferView (a Buffer), to read or write in place.
+///
+/// # Safety
+/// Call on the JS thread of `env`; the slice must not outlive the call.
+pub unsafe fn view_mut<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a mut [u8]> {
+    let mut data = null_mut();
+    let mut len = 0usize;
+    if sys::napi_get_buffer_info(env, v, &mut data, &mut len) != sys::Status::napi_ok {
+        return Err(js_err("expected a Buffer"));
+    }
+    Ok(if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(data as *mut u8, len) })
+}
+
+/// The elements of a Uint32Array, to write in place.
+///
+/// # Safety
+/// Call on the JS thread of `env`; the slice must not outlive the call.
+pub unsafe fn u32_array_mut<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a mut [u32]> {
+    let mut kind = 0;
+    let mut len = 0usize;
+    let mut data = null_mut();
+    let ok = sys::napi_get_typedarray_info(env, v, &mut kind, &mut len, &mut data, null_mut(), null_mut()) == sys::Status::napi_ok;
+    if !ok || kind != sys::TypedarrayType::uint32_array {
+        return Err(js_err("expected a Uint32Array"));
+    }
+    Ok(if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(data as *mut u32, len) })
+}
+
 /// Runs `f` on the bytes of `data`: a string's UTF-8 (kept in `scratch`) or
 /// an ArrayBufferView's own bytes.
 pub fn with_bytes<R>(env: &Env, data: &Unknown, scratch: &mut Vec<u8>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {

@@ -54,8 +54,11 @@ pub struct Batch {
     pub arena: Vec<u8>,
     pub bigs: Vec<Vec<u8>>,
     pending: Vec<u8>,
-    /// Address range of the arena bytes being parsed in place.
+    /// Address range of the bytes being parsed in place.
     in_place: (usize, usize),
+    /// While parsing memory that is not the arena (`feed_external`): its
+    /// start, which offsets are taken from; 0 otherwise.
+    external: usize,
 }
 
 impl Batch {
@@ -73,9 +76,9 @@ impl Batch {
         if data.is_empty() {
             self.record(kind, extra, id, 0, 0);
         } else if addr >= lo && addr + data.len() <= hi {
-            let off = (addr - self.arena.as_ptr() as usize) as u32;
-            self.record(kind, extra, id, off, data.len() as u32);
-        } else if data.len() >= BIG_PAYLOAD {
+            let base = if self.external != 0 { self.external } else { self.arena.as_ptr() as usize };
+            self.record(kind, extra, id, (addr - base) as u32, data.len() as u32);
+        } else if data.len() >= BIG_PAYLOAD || self.external != 0 {
             self.bigs.push(data.to_vec());
             self.record(kind | EV_BIG, extra, id, (self.bigs.len() - 1) as u32, data.len() as u32);
         } else if lo != 0 {
@@ -138,6 +141,22 @@ impl Batch {
             }
         }
         Some((n, n as usize == room))
+    }
+
+    /// Parses `input`, memory the caller owns (a chunk JS read), in place:
+    /// payloads inside it are recorded as offsets into it; any other bytes
+    /// (messages assembled across chunks, control payloads, error messages)
+    /// travel in `bigs`.
+    pub fn feed_external(&mut self, id: u32, receiver: &mut Receiver, input: &mut [u8]) {
+        let base = input.as_ptr() as usize;
+        self.in_place = (base, base + input.len());
+        self.external = base;
+        let result = contain(receiver, |r| r.feed(input, &mut |ev| self.event(id, ev)));
+        if let Err(e) = result {
+            self.error(id, &e);
+        }
+        self.in_place = (0, 0);
+        self.external = 0;
     }
 
     /// Parses bytes that are not in the arena (a handshake's `head`).
