@@ -8,6 +8,9 @@
 const { getSystemErrorName } = require('util');
 
 const binding = require('./binding');
+
+// Sends go through a receiver-less function (src/bindings/engine.rs).
+const { engineSend } = binding;
 const { EV, deliverFrame } = require('./event-batch');
 const { ackFlags, frameFlags, maskKey } = require('./frame-flags');
 
@@ -122,7 +125,7 @@ class NativeTransport {
    */
   send(data, binary, fin, compress, mask, cb) {
     const flags = frameFlags(fin, compress, mask) | ackFlags(cb, this.callbacks === null);
-    const sent = this.closed ? GONE : engine.send(this.id, data, binary ? 2 : 1, flags, maskKey(mask));
+    const sent = this.closed ? GONE : engineSend(this.id, data, binary ? 2 : 1, flags, maskKey(mask));
     this._queued(sent, cb);
   }
 

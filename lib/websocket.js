@@ -31,13 +31,6 @@ const OP_CLOSE = 8;
 const OP_PING = 9;
 const OP_PONG = 10;
 
-const { propertyIsEnumerable } = Object.prototype;
-
-/** `options[key]` if it is an own enumerable key of `options`, else `dflt`. */
-function option(options, key, dflt) {
-  return options != null && propertyIsEnumerable.call(options, key) ? options[key] : dflt;
-}
-
 class WebSocket extends EventEmitter {
   /**
    * @param {(String|URL|null)} address The URL to connect to; null on the server side
@@ -272,13 +265,17 @@ class WebSocket extends EventEmitter {
       return;
     }
 
-    // The options over their defaults, as ws spreads them ({ ...defaults,
-    // ...options }: an own enumerable key wins, even when undefined),
-    // without an object per send.
-    const binary = option(options, 'binary', typeof data !== 'string');
-    const fin = option(options, 'fin', true);
-    const compress = !!option(options, 'compress', true) && !!this._extensions[PerMessageDeflate.extensionName];
-    const mask = this._maskFor(option(options, 'mask', !this._isServer));
+    // A spread over the defaults, as ws does: V8 makes it cheaper than
+    // checking each key (measured).
+    const { binary, fin, compress: wanted, mask: masked } = {
+      binary: typeof data !== 'string',
+      mask: !this._isServer,
+      compress: true,
+      fin: true,
+      ...options
+    };
+    const compress = !!wanted && !!this._extensions[PerMessageDeflate.extensionName];
+    const mask = this._maskFor(masked);
 
     if (isBlob(data)) {
       this._sendBlob(data, (buf) => this._transport.send(buf, binary, fin, compress, mask, cb), cb);

@@ -51,49 +51,12 @@ impl NativeEngine {
         unsafe { self.engine().adopt(fd, config, head, initial) }.map_err(js_err)
     }
 
-    /// Queues a data frame (`opcode` 1 or 2); returns `sent_code`.
+    /// Queues a data frame (`opcode` 1 or 2); returns `sent_code`. The
+    /// same as `engineSend`, which the transport calls.
     #[napi(catch_unwind)]
     pub fn send(&mut self, env: Env, id: u32, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<u32> {
-        let frame = DataFrame { opcode: opcode as u8, fin: flags & F_FIN != 0, compress: flags & F_COMPRESS != 0 };
-        if flags & (F_MASK | F_MASK_KEY) == 0 {
-            if let Some(sent) = unsafe { self.send_external(env.raw(), id, data.raw(), frame, flags) } {
-                return Ok(sent);
-            }
-        }
-        let eng = self.engine();
-        with_bytes(&env, &data, &mut self.scratch, |bytes| {
-            eng.send_data(id, bytes, frame, masking(flags, mask_key.unwrap_or(0)), ack(flags))
-        })
-        .map(sent_code)
+        send_on(self.engine(), &env, &mut self.scratch, id, &data, opcode, flags, mask_key)
     }
-
-    /// Big unmasked buffers are written from JS memory, held by a reference
-    /// until written. None: not such a buffer, or the frame is compressed.
-    unsafe fn send_external(&mut self, env: sys::napi_env, id: u32, v: sys::napi_value, frame: DataFrame, flags: u32) -> Option<u32> {
-        let mut t = 0;
-        sys::napi_typeof(env, v, &mut t);
-        if t != sys::ValueType::napi_object {
-            return None;
-        }
-        let mut data = std::ptr::null_mut();
-        let mut len = 0usize;
-        if sys::napi_get_buffer_info(env, v, &mut data, &mut len) != sys::Status::napi_ok || len < EXTERNAL_MIN {
-            return None;
-        }
-        let mut r = std::ptr::null_mut();
-        if sys::napi_create_reference(env, v, 1, &mut r) != sys::Status::napi_ok {
-            return None;
-        }
-        let sent = self.engine().send_external(id, data as *const u8, len, r, frame, ack(flags));
-        match sent {
-            Sent::Queued | Sent::Written => Some(sent_code(sent)),
-            Sent::Gone | Sent::NotQueued => {
-                sys::napi_delete_reference(env, r);
-                (sent == Sent::Gone).then(|| sent_code(sent))
-            }
-        }
-    }
-
     /// Queues a close (8), ping (9) or pong (10) frame.
     #[napi(catch_unwind)]
     pub fn control(&mut self, env: Env, id: u32, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<u32> {
@@ -168,4 +131,55 @@ fn malloc_stats() -> (f64, f64) {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn malloc_stats() -> (f64, f64) {
     (0.0, 0.0)
+}
+
+/// Queues a data frame on this thread's engine (the receiver-less form of
+/// `NativeEngine.send`: napi-rs tracks every `&mut self` borrow in a global
+/// map, which cost a send about 7% of its CPU).
+#[napi(catch_unwind)]
+pub fn engine_send(env: Env, id: u32, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<u32> {
+    let eng = crate::engine::current().ok_or_else(|| js_err("the engine is shut down"))?;
+    SCRATCH.with(|s| send_on(eng, &env, &mut s.borrow_mut(), id, &data, opcode, flags, mask_key))
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_on(eng: &mut Engine, env: &Env, scratch: &mut Vec<u8>, id: u32, data: &Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<u32> {
+    let frame = DataFrame { opcode: opcode as u8, fin: flags & F_FIN != 0, compress: flags & F_COMPRESS != 0 };
+    if flags & (F_MASK | F_MASK_KEY) == 0 {
+        if let Some(sent) = unsafe { send_external(eng, env.raw(), id, data.raw(), frame, flags) } {
+            return Ok(sent);
+        }
+    }
+    with_bytes(env, data, scratch, |bytes| eng.send_data(id, bytes, frame, masking(flags, mask_key.unwrap_or(0)), ack(flags))).map(sent_code)
+}
+
+/// Big unmasked buffers are written from JS memory, held by a reference
+/// until written. None: not such a buffer, or the frame is compressed.
+unsafe fn send_external(eng: &mut Engine, env: sys::napi_env, id: u32, v: sys::napi_value, frame: DataFrame, flags: u32) -> Option<u32> {
+    let mut t = 0;
+    sys::napi_typeof(env, v, &mut t);
+    if t != sys::ValueType::napi_object {
+        return None;
+    }
+    let mut data = std::ptr::null_mut();
+    let mut len = 0usize;
+    if sys::napi_get_buffer_info(env, v, &mut data, &mut len) != sys::Status::napi_ok || len < EXTERNAL_MIN {
+        return None;
+    }
+    let mut r = std::ptr::null_mut();
+    if sys::napi_create_reference(env, v, 1, &mut r) != sys::Status::napi_ok {
+        return None;
+    }
+    let sent = eng.send_external(id, data as *const u8, len, r, frame, ack(flags));
+    match sent {
+        Sent::Queued | Sent::Written => Some(sent_code(sent)),
+        Sent::Gone | Sent::NotQueued => {
+            sys::napi_delete_reference(env, r);
+            (sent == Sent::Gone).then(|| sent_code(sent))
+        }
+    }
 }

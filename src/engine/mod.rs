@@ -119,6 +119,29 @@ pub struct Engine {
     torn_down: bool,
 }
 
+thread_local! {
+    /// The engine of the environment on this thread (one per thread), for
+    /// the bindings' hot functions, which take no receiver.
+    static CURRENT: std::cell::Cell<*mut Engine> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+/// Teardown has begun: `current()` no longer hands out `eng`.
+fn forget(eng: *mut Engine) {
+    CURRENT.with(|c| {
+        if c.get() == eng {
+            c.set(std::ptr::null_mut());
+        }
+    });
+}
+
+/// This thread's engine, until its environment tears it down.
+pub fn current() -> Option<&'static mut Engine> {
+    let e = CURRENT.with(|c| c.get());
+    // SAFETY: set by `create` to the engine's box, cleared by teardown
+    // before the box is freed; only this thread reads it.
+    unsafe { e.as_mut() }.filter(|e| !e.torn_down)
+}
+
 impl Engine {
     /// Creates the engine of one Node environment and registers its libuv
     /// handles. `callback` receives every batch.
@@ -158,6 +181,7 @@ impl Engine {
         (*eng).check = api.new_check(lp, eng as *mut c_void, on_check);
         (*eng).idle = api.new_idle(lp, eng as *mut c_void);
         sys::napi_add_async_cleanup_hook(env, Some(on_env_cleanup), eng as *mut c_void, &mut (*eng).cleanup);
+        CURRENT.with(|c| c.set(eng));
         Ok(eng)
     }
 
@@ -492,5 +516,6 @@ unsafe extern "C" fn on_check(h: *mut Handle) {
 }
 
 unsafe extern "C" fn on_env_cleanup(_handle: sys::napi_async_cleanup_hook_handle, arg: *mut c_void) {
+    forget(arg as *mut Engine);
     guarded("environment teardown", || dispatch::teardown(arg as *mut Engine));
 }
