@@ -6,9 +6,9 @@ use napi_derive::napi;
 
 use napi::sys;
 
-use super::args::{ack, conn_config, js_err, masking, sent_code, with_bytes, F_COMPRESS, F_FIN, F_MASK, F_MASK_KEY};
+use super::args::{ack, conn_config, js_err, masking, sent_code, with_bytes, F_COMPRESS, F_FIN};
 use crate::core::sender::DataFrame;
-use crate::engine::{Engine, Sent};
+use crate::engine::{Engine, Masking, Sent};
 
 /// Buffers at least this big are sent from JS memory without a copy.
 const EXTERNAL_MIN: usize = 64 * 1024;
@@ -149,17 +149,25 @@ thread_local! {
 #[allow(clippy::too_many_arguments)]
 fn send_on(eng: &mut Engine, env: &Env, scratch: &mut Vec<u8>, id: u32, data: &Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<u32> {
     let frame = DataFrame { opcode: opcode as u8, fin: flags & F_FIN != 0, compress: flags & F_COMPRESS != 0 };
-    if flags & (F_MASK | F_MASK_KEY) == 0 {
-        if let Some(sent) = unsafe { send_external(eng, env.raw(), id, data.raw(), frame, flags) } {
-            return Ok(sent);
+    let mask = masking(flags, mask_key.unwrap_or(0));
+    let (raw, v) = (env.raw(), data.raw());
+    // One look at the value: a string is copied as UTF-8; a view's bytes are
+    // used where they are, and a big unmasked one is written from there.
+    let view = unsafe { buffer_view(raw, v) };
+    if let Some((ptr, len)) = view {
+        if len >= EXTERNAL_MIN && matches!(mask, Masking::None) {
+            if let Some(sent) = unsafe { send_external(eng, raw, id, v, ptr, len, frame, flags) } {
+                return Ok(sent);
+            }
         }
+        let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(ptr, len) } };
+        return Ok(sent_code(eng.send_data(id, bytes, frame, mask, ack(flags))));
     }
-    with_bytes(env, data, scratch, |bytes| eng.send_data(id, bytes, frame, masking(flags, mask_key.unwrap_or(0)), ack(flags))).map(sent_code)
+    with_bytes(env, data, scratch, |bytes| eng.send_data(id, bytes, frame, mask, ack(flags))).map(sent_code)
 }
 
-/// Big unmasked buffers are written from JS memory, held by a reference
-/// until written. None: not such a buffer, or the frame is compressed.
-unsafe fn send_external(eng: &mut Engine, env: sys::napi_env, id: u32, v: sys::napi_value, frame: DataFrame, flags: u32) -> Option<u32> {
+/// The bytes of `v` when it is an object with a buffer (an ArrayBufferView).
+unsafe fn buffer_view(env: sys::napi_env, v: sys::napi_value) -> Option<(*const u8, usize)> {
     let mut t = 0;
     sys::napi_typeof(env, v, &mut t);
     if t != sys::ValueType::napi_object {
@@ -167,14 +175,18 @@ unsafe fn send_external(eng: &mut Engine, env: sys::napi_env, id: u32, v: sys::n
     }
     let mut data = std::ptr::null_mut();
     let mut len = 0usize;
-    if sys::napi_get_buffer_info(env, v, &mut data, &mut len) != sys::Status::napi_ok || len < EXTERNAL_MIN {
-        return None;
-    }
+    (sys::napi_get_buffer_info(env, v, &mut data, &mut len) == sys::Status::napi_ok).then_some((data as *const u8, len))
+}
+
+/// A big unmasked buffer is written from JS memory, held by a reference
+/// until written. None when the frame is to be compressed.
+#[allow(clippy::too_many_arguments)]
+unsafe fn send_external(eng: &mut Engine, env: sys::napi_env, id: u32, v: sys::napi_value, data: *const u8, len: usize, frame: DataFrame, flags: u32) -> Option<u32> {
     let mut r = std::ptr::null_mut();
     if sys::napi_create_reference(env, v, 1, &mut r) != sys::Status::napi_ok {
         return None;
     }
-    let sent = eng.send_external(id, data as *const u8, len, r, frame, ack(flags));
+    let sent = eng.send_external(id, data, len, r, frame, ack(flags));
     match sent {
         Sent::Queued | Sent::Written => Some(sent_code(sent)),
         Sent::Gone | Sent::NotQueued => {
