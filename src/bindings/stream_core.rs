@@ -103,10 +103,12 @@ impl StreamCore {
         self.batch.bigs.drain(..).map(Buffer::from).collect()
     }
 
-    /// Frames a data message into `target` at `offset`, as `encode` does.
+    /// Frames a data message into `target` at `offset`, as `encode` does
+    /// (its arguments are those of the JS call).
     /// Returns the frame's length; negative when it does not fit there: the
     /// frame waits for `takeFrame()`.
     #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
     pub fn encode_into(&mut self, env: Env, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>, target: Unknown, offset: f64) -> Result<f64> {
         let key = masking(flags, mask_key.unwrap_or(0)).key(&mut self.masks);
         let (encoder, out) = (&mut self.encoder, &mut self.out);
