@@ -37,16 +37,12 @@ function parse(header) {
     const end = i;
     while (i < n && isSpace(header.charCodeAt(i))) i++;
 
-    if (i === n) {
-      // Nor may white space end it.
-      if (end !== n) throw unexpected(header, n);
-      if (protocols.has(name)) throw new SyntaxError(`The "${name}" subprotocol is duplicated`);
-      protocols.add(name);
-      return protocols;
-    }
-    if (header.charCodeAt(i) !== COMMA) throw unexpected(header, i);
+    if (i < n && header.charCodeAt(i) !== COMMA) throw unexpected(header, i);
+    // Nor may white space end it.
+    if (i === n && end !== n) throw unexpected(header, n);
     if (protocols.has(name)) throw new SyntaxError(`The "${name}" subprotocol is duplicated`);
     protocols.add(name);
+    if (i === n) return protocols;
     i++;
   }
 }

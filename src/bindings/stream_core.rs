@@ -9,7 +9,6 @@ use crate::core::mask::MaskPool;
 use crate::core::receiver::Receiver;
 use crate::core::sender::Encoder;
 use crate::engine::batch::Batch;
-use crate::engine::dispatch::batch_args;
 
 #[napi]
 pub struct StreamCore {
@@ -31,31 +30,6 @@ impl StreamCore {
     pub fn new(is_server: bool, limits: Vec<f64>, deflate: Option<Vec<f64>>) -> Self {
         let (receiver, encoder) = conn_config(is_server, &limits, deflate.as_deref()).codec();
         StreamCore { receiver, encoder, masks: MaskPool::default(), batch: Batch::default(), scratch: Vec::new(), out: Vec::new() }
-    }
-
-    /// Parses a chunk read from the stream. Returns the events in the
-    /// engine's batch format (`[tape, arena, bigs]`, connection id 0), or
-    /// undefined when there are none.
-    #[napi(ts_return_type = "[Uint32Array, Buffer, Buffer[] | undefined] | undefined", catch_unwind)]
-    pub fn feed(&mut self, env: Env, chunk: BufferSlice) -> Result<Unknown<'_>> {
-        let start = self.batch.arena.len();
-        self.batch.arena.extend_from_slice(&chunk);
-        self.batch.feed_arena(0, &mut self.receiver, start);
-        let raw = env.raw();
-        let mut out = std::ptr::null_mut();
-        unsafe {
-            if self.batch.is_empty() {
-                napi::sys::napi_get_undefined(raw, &mut out);
-            } else {
-                let args = batch_args(raw, &mut self.batch);
-                napi::sys::napi_create_array_with_length(raw, 3, &mut out);
-                for (i, v) in args.iter().enumerate() {
-                    napi::sys::napi_set_element(raw, out, i as u32, *v);
-                }
-            }
-            self.batch.clear();
-            Unknown::from_napi_value(raw, out)
-        }
     }
 
     /// Parses a chunk read from the stream in place (unmasking it there),

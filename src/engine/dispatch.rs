@@ -94,7 +94,7 @@ unsafe fn give_to_js(env: sys::napi_env, v: Vec<u8>, free: sys::napi_finalize) -
 /// arena and the big payloads move to JS; the batch keeps only the tape.
 /// # Safety
 /// Call on the JS thread of `env`.
-pub unsafe fn batch_args(env: sys::napi_env, batch: &mut Batch) -> [sys::napi_value; 3] {
+unsafe fn batch_args(env: sys::napi_env, batch: &mut Batch) -> [sys::napi_value; 3] {
     let tape = &batch.tape;
     let mut data: *mut c_void = null_mut();
     let mut ab = null_mut();
