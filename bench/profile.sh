@@ -38,7 +38,7 @@ perf record -q -e cpu-clock -F 2000 -g -p "$server" -o "$out/perf.data" -- sleep
 wait "$load"
 tail -1 "$out/load.log"
 
-perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' > "$out/symbols.txt" || true
+perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' > "$out/symbols.txt" || true
 echo "== top symbols ($impl, $scenario)"
 head -25 "$out/symbols.txt"
 echo "== by part"
