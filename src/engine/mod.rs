@@ -181,7 +181,13 @@ impl Engine {
         (*eng).check = api.new_check(lp, eng as *mut c_void, on_check);
         (*eng).idle = api.new_idle(lp, eng as *mut c_void);
         sys::napi_add_async_cleanup_hook(env, Some(on_env_cleanup), eng as *mut c_void, &mut (*eng).cleanup);
-        CURRENT.with(|c| c.set(eng));
+        // One engine per environment (native-transport.js makes it); were
+        // there a second, the first keeps serving the receiver-less calls.
+        CURRENT.with(|c| {
+            if c.get().is_null() {
+                c.set(eng);
+            }
+        });
         Ok(eng)
     }
 
