@@ -51,12 +51,9 @@ impl NativeEngine {
         unsafe { self.engine().adopt(fd, config, head, initial) }.map_err(js_err)
     }
 
-    /// Queues a data frame (`opcode` 1 or 2); returns `sent_code`. The
-    /// same as `engineSend`, which the transport calls.
-    #[napi(catch_unwind)]
-    pub fn send(&mut self, env: Env, id: u32, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<u32> {
-        send_on(self.engine(), &env, &mut self.scratch, id, &data, opcode, flags, mask_key)
-    }
+    // Data frames are queued by `engineSend` (below), a plain N-API
+    // function without this class's per-call wrapper.
+
     /// Queues a close (8), ping (9) or pong (10) frame.
     #[napi(catch_unwind)]
     pub fn control(&mut self, env: Env, id: u32, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<u32> {
