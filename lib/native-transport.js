@@ -351,7 +351,7 @@ function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
 }
 
 function engineStats() {
-  return engine === null ? [0, 0, 0, 0] : engine.stats();
+  return engine === null ? [0, 0, 0, 0, 0] : engine.stats();
 }
 
 module.exports = { adopt, canAdopt, engineStats };

@@ -109,13 +109,14 @@ impl NativeEngine {
         self.engine().buffered_amount(id) as f64
     }
 
-    /// `[connections, heap bytes they hold, malloc in use, malloc total]`,
-    /// for tests and benchmarks (the last two are 0 where glibc is absent).
+    /// `[connections, heap bytes they hold, malloc in use, malloc total,
+    /// jobs sent to the compression pool]`, for tests and benchmarks
+    /// (malloc figures are 0 where glibc is absent).
     #[napi(catch_unwind)]
     pub fn stats(&self) -> Vec<f64> {
         let e = self.engine();
         let (used, total) = malloc_stats();
-        vec![e.connection_count() as f64, e.held_bytes() as f64, used, total]
+        vec![e.connection_count() as f64, e.held_bytes() as f64, used, total, e.pool_jobs() as f64]
     }
 }
 

@@ -141,6 +141,77 @@ impl Deflater {
     }
 }
 
+/// A whole single-frame compressed message, to inflate away from the JS
+/// thread. The connection's inflater travels with it and comes back in
+/// `Inflated`; until then the receiver parses nothing more.
+pub struct InflateJob {
+    pub inflater: Box<Inflater>,
+    pub input: Vec<u8>,
+    pub text: bool,
+    /// The most the message may inflate to (0: no limit).
+    pub limit: usize,
+    pub check_utf8: bool,
+}
+
+pub struct Inflated {
+    pub inflater: Box<Inflater>,
+    pub text: bool,
+    pub result: Result<Vec<u8>, WsError>,
+}
+
+impl InflateJob {
+    /// Inflates, then validates a text message, as ws does once a frame is
+    /// whole: a data error or the size limit comes before a UTF-8 error.
+    pub fn run(self) -> Inflated {
+        let InflateJob { mut inflater, input, text, limit, check_utf8 } = self;
+        let mut out = Vec::new();
+        let result = inflater.inflate(&input, true, &mut out, limit).and_then(|()| {
+            if text && check_utf8 && !super::utf8::is_valid(&out) {
+                Err(WsError::InvalidUtf8)
+            } else {
+                Ok(out)
+            }
+        });
+        Inflated { inflater, text, result }
+    }
+}
+
+impl std::fmt::Debug for InflateJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InflateJob({} bytes, text: {})", self.input.len(), self.text)
+    }
+}
+
+impl PartialEq for InflateJob {
+    fn eq(&self, other: &Self) -> bool {
+        self.input == other.input && self.text == other.text
+    }
+}
+
+impl Eq for InflateJob {}
+
+/// One data frame's payload, to compress away from the JS thread with the
+/// connection's deflater, which comes back in `Deflated`.
+pub struct DeflateJob {
+    pub deflater: Box<Deflater>,
+    pub input: Vec<u8>,
+    pub fin: bool,
+}
+
+pub struct Deflated {
+    pub deflater: Box<Deflater>,
+    pub output: Vec<u8>,
+}
+
+impl DeflateJob {
+    pub fn run(self) -> Deflated {
+        let DeflateJob { mut deflater, input, fin } = self;
+        let mut output = Vec::new();
+        deflater.deflate(&input, fin, &mut output);
+        Deflated { deflater, output }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +280,20 @@ mod tests {
         let err = i.inflate(&[0xff, 0xff, 0xff, 0xff], true, &mut vec![], 0).unwrap_err();
         assert_eq!(err.close_code(), 1007);
         assert_eq!(err.code(), "Z_DATA_ERROR");
+    }
+
+    #[test]
+    fn jobs_match_inline_results() {
+        let msg = b"{\"a\":[1,2,3],\"b\":\"hello hello hello\"}".repeat(50);
+        let mut inline = vec![];
+        Deflater::new(15, false, -1).deflate(&msg, true, &mut inline);
+        let done = DeflateJob { deflater: Box::new(Deflater::new(15, false, -1)), input: msg.clone(), fin: true }.run();
+        assert_eq!(done.output, inline);
+        let job = |limit, input: &[u8]| InflateJob { inflater: Box::new(Inflater::new(15, false)), input: input.to_vec(), text: true, limit, check_utf8: true }.run();
+        assert_eq!(job(0, &inline).result.unwrap(), msg);
+        assert_eq!(job(10, &inline).result.unwrap_err(), WsError::MaxPayloadExceeded);
+        let mut bad = vec![];
+        Deflater::new(15, false, -1).deflate(&[0xff, 0xfe], true, &mut bad);
+        assert_eq!(job(0, &bad).result.unwrap_err(), WsError::InvalidUtf8);
     }
 }

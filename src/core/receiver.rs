@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::close::is_valid_status_code;
-use super::deflate::Inflater;
+use super::deflate::{InflateJob, Inflater};
 use super::error::WsError;
 use super::frame::{is_control, BaseHeader, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT};
 use super::mask::apply_mask;
@@ -34,12 +34,17 @@ pub enum Event<'a> {
     Pong(&'a [u8]),
     /// A close frame: 1005 with an empty reason when it had no body.
     Close(u16, &'a [u8]),
+    /// A big compressed message to inflate elsewhere (see `set_offload`);
+    /// the receiver waits for `resume` before it parses anything more.
+    Inflate(InflateJob),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Header,
     Payload,
+    /// An `Inflate` event is out; input waits for `resume`.
+    Inflating,
     Closed,
     Failed,
 }
@@ -69,6 +74,17 @@ pub struct Receiver {
     ctrl: Vec<u8>,
     utf8: Utf8Stream,
     pending_chunks: u32,
+    /// Single-frame compressed messages at least this long (0: none) are
+    /// handed out whole as `Event::Inflate` instead of inflated here.
+    offload_min: u64,
+    /// The frame being read is such a message: `msg` holds it compressed.
+    offloading: bool,
+    /// Input bytes left unparsed by the last `feed` (it stopped for an
+    /// `Inflate`), for the caller to feed again after `resume`.
+    unconsumed: usize,
+    /// The next `feed` is the rest of the read that stopped for an
+    /// `Inflate`: not a read of its own for `max_buffered_chunks`.
+    continuing: bool,
 }
 
 impl Receiver {
@@ -92,6 +108,37 @@ impl Receiver {
             ctrl: Vec::new(),
             utf8: Utf8Stream::default(),
             pending_chunks: 0,
+            offload_min: 0,
+            offloading: false,
+            unconsumed: 0,
+            continuing: false,
+        }
+    }
+
+    /// Hands whole compressed messages of at least `min` bytes out as
+    /// `Event::Inflate` (0: never).
+    pub fn set_offload(&mut self, min: usize) {
+        self.offload_min = min as u64;
+    }
+
+    /// An `Inflate` event is out and `resume` has not been called yet.
+    pub fn is_inflating(&self) -> bool {
+        self.state == State::Inflating
+    }
+
+    /// How many bytes at the end of the last `feed`'s input it left for
+    /// later (only after it stopped for an `Inflate`).
+    pub fn take_unconsumed(&mut self) -> usize {
+        std::mem::take(&mut self.unconsumed)
+    }
+
+    /// Takes the inflater back after an `Inflate` event; `ok` false (the
+    /// message was refused) leaves the receiver failed, as any error does.
+    pub fn resume(&mut self, inflater: Box<Inflater>, ok: bool) {
+        self.inflater = Some(inflater);
+        self.continuing = true;
+        if self.state == State::Inflating {
+            self.state = if ok { State::Header } else { State::Failed };
         }
     }
 
@@ -169,16 +216,21 @@ impl Receiver {
         if matches!(self.state, State::Closed | State::Failed) {
             return Ok(());
         }
+        if self.state == State::Inflating {
+            self.unconsumed = self.unconsumed.saturating_add(input.len());
+            return Ok(());
+        }
         panic_injection::check();
         if self.mid_frame() && self.cfg.max_buffered_chunks > 0 && self.pending_chunks >= self.cfg.max_buffered_chunks {
             return self.fail(WsError::TooManyBufferedChunks);
         }
+        let continuing = std::mem::take(&mut self.continuing);
         let r = self.feed_inner(input, sink);
         if r.is_err() {
             self.state = State::Failed;
             self.msg = Vec::new();
             self.ctrl = Vec::new();
-        } else if self.mid_frame() {
+        } else if self.mid_frame() && !continuing {
             self.pending_chunks = self.pending_chunks.saturating_add(1);
         }
         r
@@ -194,6 +246,7 @@ impl Receiver {
         while !rest.is_empty() {
             match self.state {
                 State::Closed | State::Failed => return Ok(()),
+                State::Inflating => break,
                 State::Header => {
                     let used = self.read_header(rest)?;
                     take_front(&mut rest, used);
@@ -205,7 +258,7 @@ impl Receiver {
                         self.deliver_in_place(payload, sink)?;
                     } else if self.frame_len == 0 {
                         self.finish_frame(sink)?;
-                    } else if !is_control(self.opcode) && !self.compressed {
+                    } else if !is_control(self.opcode) && (!self.compressed || self.offloading) {
                         // Assembled across reads: room for the frame, taken
                         // only now so that frames delivered in place leave
                         // no buffer behind.
@@ -226,6 +279,9 @@ impl Receiver {
                     }
                 }
             }
+        }
+        if self.state == State::Inflating {
+            self.unconsumed = rest.len();
         }
         Ok(())
     }
@@ -295,6 +351,7 @@ impl Receiver {
         self.frame_len = len;
         self.frame_pos = 0;
         self.state = State::Payload;
+        self.offloading = self.offload_min > 0 && self.compressed && self.fin && self.fragmented == 0 && !is_control(self.opcode) && len >= self.offload_min;
         Ok(used)
     }
 
@@ -378,6 +435,10 @@ impl Receiver {
         if self.frame_pos == chunk.len() as u64 {
             self.count_fragment()?;
         }
+        if self.offloading {
+            self.msg.extend_from_slice(chunk);
+            return Ok(());
+        }
         if self.compressed {
             let limit = self.cfg.max_payload as usize;
             let last = self.fin && self.frame_pos == self.frame_len;
@@ -399,6 +460,21 @@ impl Receiver {
         if is_control(self.opcode) {
             let payload = std::mem::take(&mut self.ctrl);
             return self.control(&payload, sink);
+        }
+        if self.offloading {
+            self.offloading = false;
+            let inflater = self.inflater.take().ok_or(WsError::Internal)?;
+            let job = InflateJob {
+                inflater,
+                input: std::mem::take(&mut self.msg),
+                text: self.opcode == OP_TEXT,
+                limit: self.cfg.max_payload as usize,
+                check_utf8: !self.cfg.skip_utf8_validation,
+            };
+            self.end_message();
+            self.state = State::Inflating;
+            sink(Event::Inflate(job));
+            return Ok(());
         }
         if self.frame_len == 0 {
             // An empty frame still counts, and ends a compressed message.

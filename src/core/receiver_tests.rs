@@ -35,6 +35,7 @@ fn run(r: &mut Receiver, wire: &[u8], step: usize) -> (Vec<Ev>, Option<WsError>)
                 Event::Ping(d) => Ev::Ping(d.to_vec()),
                 Event::Pong(d) => Ev::Pong(d.to_vec()),
                 Event::Close(c, d) => Ev::Close(c, d.to_vec()),
+                Event::Inflate(_) => panic!("no offload configured"),
             })
         });
         if let Err(e) = res {
@@ -42,6 +43,83 @@ fn run(r: &mut Receiver, wire: &[u8], step: usize) -> (Vec<Ev>, Option<WsError>)
         }
     }
     (evs, None)
+}
+
+/// `run`, with big compressed messages handed out as jobs: each job runs
+/// at once, then the input the receiver left is fed again.
+fn run_offloaded(r: &mut Receiver, wire: &[u8], step: usize) -> (Vec<Ev>, Option<WsError>, usize) {
+    let (mut evs, mut jobs) = (vec![], 0);
+    let mut buf = wire.to_vec();
+    for chunk in buf.chunks_mut(step.max(1)) {
+        let mut input = &mut chunk[..];
+        loop {
+            let mut job = None;
+            let res = r.feed(input, &mut |e| match e {
+                Event::Text(d) => evs.push(Ev::Text(d.to_vec())),
+                Event::Binary(d) => evs.push(Ev::Binary(d.to_vec())),
+                Event::Ping(d) => evs.push(Ev::Ping(d.to_vec())),
+                Event::Pong(d) => evs.push(Ev::Pong(d.to_vec())),
+                Event::Close(c, d) => evs.push(Ev::Close(c, d.to_vec())),
+                Event::Inflate(j) => job = Some(j),
+            });
+            if let Err(e) = res {
+                return (evs, Some(e), jobs);
+            }
+            let Some(job) = job else { break };
+            jobs += 1;
+            let done = job.run();
+            let ok = done.result.is_ok();
+            match done.result {
+                Ok(v) if done.text => evs.push(Ev::Text(v)),
+                Ok(v) => evs.push(Ev::Binary(v)),
+                Err(e) => return (evs, Some(e), jobs),
+            }
+            r.resume(done.inflater, ok);
+            let left = r.take_unconsumed();
+            let len = input.len();
+            input = &mut input[len - left..];
+        }
+    }
+    (evs, None, jobs)
+}
+
+#[test]
+fn offloaded_inflate_matches_inline_at_every_split() {
+    let big = "{\"k\": \"välue\"}".repeat(400);
+    let bin: Vec<u8> = (0..5000u32).map(|i| (i * i % 251) as u8).collect();
+    let mut d = Deflater::new(15, false, -1);
+    let mut wire = vec![];
+    for (op, payload) in [(OP_TEXT, big.as_bytes()), (OP_PING, &b"p"[..]), (OP_TEXT, b"small"), (OP_BINARY, &bin)] {
+        if op == OP_PING {
+            wire.extend(frame(true, false, op, payload, MASK));
+        } else {
+            let mut z = vec![];
+            d.deflate(payload, true, &mut z);
+            wire.extend(frame(true, true, op, &z, MASK));
+        }
+    }
+    wire.extend(frame(true, false, OP_CLOSE, &[0x03, 0xe8], MASK));
+    let inflater = || Some(Inflater::new(15, false));
+    let (want, err) = run(&mut Receiver::new(cfg(true), inflater()), &wire, wire.len());
+    assert_eq!(err, None);
+    assert_eq!(want.len(), 5);
+    let steps: &[usize] = if cfg!(miri) { &[100, 65536] } else { &[1, 7, 100, 1000, 65536] };
+    for &step in steps {
+        let mut r = Receiver::new(cfg(true), inflater());
+        r.set_offload(64);
+        let (got, err, jobs) = run_offloaded(&mut r, &wire, step);
+        assert_eq!((err, jobs), (None, 2), "step {step}");
+        assert_eq!(got, want, "step {step}");
+    }
+    // A refused message fails the receiver: nothing after it is parsed.
+    let mut cut = wire.clone();
+    let at = cut.iter().position(|&b| b == 0xc1).unwrap() + 8;
+    cut[at] ^= 0xff;
+    let mut r = Receiver::new(cfg(true), inflater());
+    r.set_offload(64);
+    let (got, err, jobs) = run_offloaded(&mut r, &cut, cut.len());
+    assert!(err.is_some() && got.is_empty() && jobs == 1, "{got:?} {err:?}");
+    assert_eq!(r.feed(&mut frame(true, false, OP_PING, b"x", MASK), &mut |_| panic!()), Ok(()));
 }
 
 fn error_of(is_server: bool, wire: &[u8]) -> WsError {

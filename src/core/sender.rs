@@ -69,6 +69,22 @@ impl Encoder {
         }
     }
 
+    /// For a data frame whose payload compresses elsewhere: its opcode and
+    /// RSV1, and the deflater, which `put_deflater` gives back. None, with
+    /// nothing changed, when the frame would not be compressed.
+    pub fn take_deflater(&mut self, len: usize, opcode: u8, fin: bool, compress: bool) -> Option<(u8, bool, Box<Deflater>)> {
+        if !self.would_compress(len, compress) {
+            return None;
+        }
+        let (op, rsv1) = self.next_frame(len, opcode, fin, compress);
+        let deflater = self.deflater.take()?;
+        Some((op, rsv1, deflater))
+    }
+
+    pub fn put_deflater(&mut self, d: Box<Deflater>) {
+        self.deflater = Some(d);
+    }
+
     /// Appends only the header of an unmasked, uncompressed data frame whose
     /// payload the caller writes from its own memory. Returns false, with
     /// nothing written, when the frame is to be compressed.

@@ -1,6 +1,7 @@
 //! Events of one loop turn, for every connection, as a flat tape of u32
 //! records plus one arena of payload bytes. JS gets the whole turn in one call.
 
+use crate::core::deflate::InflateJob;
 use crate::core::error::WsError;
 use std::borrow::Cow;
 
@@ -59,6 +60,8 @@ pub struct Batch {
     /// While parsing memory that is not the arena (`feed_external`): its
     /// start, which offsets are taken from; 0 otherwise.
     external: usize,
+    /// Messages to inflate on the pool, by connection, in order.
+    pub jobs: Vec<(u32, InflateJob)>,
 }
 
 impl Batch {
@@ -101,8 +104,9 @@ impl Batch {
     }
 
     /// Parses `arena[start..]` in place with `receiver`; a protocol error
-    /// becomes an error record.
-    pub fn feed_arena(&mut self, id: u32, receiver: &mut Receiver, start: usize) {
+    /// becomes an error record. Returns the bytes the receiver left for
+    /// after an inflate on the pool (taken out of the arena).
+    pub fn feed_arena(&mut self, id: u32, receiver: &mut Receiver, start: usize) -> Vec<u8> {
         let len = self.arena.len();
         let base = self.arena.as_mut_ptr();
         // SAFETY: the arena is neither read nor resized while `input` lives:
@@ -115,6 +119,10 @@ impl Batch {
         if let Err(e) = result {
             self.error(id, &e);
         }
+        let left = match receiver.take_unconsumed() {
+            0 => Vec::new(),
+            n => self.arena.split_off(len - n),
+        };
         if !self.pending.is_empty() {
             let shift = self.arena.len() as u32;
             for rec in self.tape[first..].chunks_exact_mut(4) {
@@ -125,6 +133,23 @@ impl Batch {
             }
             self.arena.extend_from_slice(&self.pending);
             self.pending.clear();
+        }
+        left
+    }
+
+    /// Parses bytes the caller holds (a handshake's `head`, or input left
+    /// while a message inflated), from the arena; returns what is left.
+    pub fn feed_copy(&mut self, id: u32, receiver: &mut Receiver, input: &[u8]) -> Vec<u8> {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(input);
+        self.feed_arena(id, receiver, start)
+    }
+
+    /// A message inflated on the pool, or why it was refused.
+    pub fn inflated(&mut self, id: u32, text: bool, result: &mut Result<Vec<u8>, WsError>) {
+        match result {
+            Ok(v) => self.message(if text { EV_TEXT } else { EV_BINARY }, id, Cow::Owned(std::mem::take(v))),
+            Err(e) => self.error(id, e),
         }
     }
 
@@ -159,13 +184,6 @@ impl Batch {
         self.external = 0;
     }
 
-    /// Parses bytes that are not in the arena (a handshake's `head`).
-    pub fn feed_copy(&mut self, id: u32, receiver: &mut Receiver, input: &mut [u8]) {
-        if let Err(e) = contain(receiver, |r| r.feed(input, &mut |ev| self.event(id, ev))) {
-            self.error(id, &e);
-        }
-    }
-
     /// A message payload: big assembled ones move here without a copy.
     fn message(&mut self, kind: u32, id: u32, data: Payload<'_>) {
         match data {
@@ -185,6 +203,7 @@ impl Batch {
             Event::Ping(d) => self.bytes(EV_PING, 0, id, d),
             Event::Pong(d) => self.bytes(EV_PONG, 0, id, d),
             Event::Close(code, reason) => self.bytes(EV_CLOSE_FRAME, code as u32, id, reason),
+            Event::Inflate(job) => self.jobs.push((id, job)),
         }
     }
 

@@ -8,6 +8,8 @@ use super::batch::Batch;
 use super::outq::{BufPool, OutQueue, Wrote};
 use super::syscall::{self, errno};
 use super::uv::{self, Handle};
+use crate::core::deflate::{DeflateJob, Deflated};
+use crate::core::frame::write_frame;
 use crate::core::receiver::Receiver;
 use crate::core::sender::{DataFrame, Encoder};
 
@@ -23,6 +25,28 @@ pub struct Deferred {
     pub payload: u64,
     /// Frame bytes queued from there on.
     pub frames: u64,
+}
+
+/// A send made while a message compresses on the pool: it waits, in order,
+/// and is made again once the compressed frame is queued.
+enum Held {
+    Data { payload: Vec<u8>, frame: DataFrame, mask: Option<[u8; 4]> },
+    Control { opcode: u8, payload: Vec<u8>, mask: Option<[u8; 4]> },
+    Raw(Vec<u8>),
+    Ack,
+    End,
+}
+
+/// A data frame compressing on the pool, and the sends behind it.
+struct Offloaded {
+    opcode: u8,
+    rsv1: bool,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes of the frame and of the held sends (`bufferedAmount`).
+    payload: u64,
+    held: VecDeque<Held>,
+    acks: u32,
 }
 
 /// Why queued sends failed, for their callbacks' error.
@@ -45,6 +69,11 @@ pub struct Conn {
     pub written: u64,
     acks: VecDeque<u64>,
     pub deferred: Option<Deferred>,
+    /// Data frames at least this long compress on the pool (0: never).
+    pub deflate_min: usize,
+    offload: Option<Box<Offloaded>>,
+    /// Input the receiver left while a message inflates on the pool.
+    pub stash: Vec<u8>,
     /// The last write attempt left bytes the kernel did not take.
     pub blocked: bool,
     pub poll_events: c_int,
@@ -82,6 +111,9 @@ impl Conn {
             written: 0,
             acks: VecDeque::new(),
             deferred: None,
+            deflate_min: 0,
+            offload: None,
+            stash: Vec::new(),
             blocked: false,
             poll_events: 0,
             paused: false,
@@ -98,13 +130,87 @@ impl Conn {
         self.out.bytes(pool)
     }
 
-    pub fn encode_data(&mut self, pool: &mut BufPool, payload: &[u8], opcode: u8, fin: bool, compress: bool, mask: Option<[u8; 4]>) {
+    /// Queues a data frame, or returns the job that compresses it on the
+    /// pool (sends after it wait until `finish_deflate`).
+    pub fn encode_data(&mut self, pool: &mut BufPool, payload: &[u8], frame: DataFrame, mask: Option<[u8; 4]>) -> Option<DeflateJob> {
+        let DataFrame { opcode, fin, compress } = frame;
+        if let Some(o) = self.offload.as_mut() {
+            o.payload += payload.len() as u64;
+            o.held.push_back(Held::Data { payload: payload.to_vec(), frame, mask });
+            return None;
+        }
+        if self.deflate_min > 0 && payload.len() >= self.deflate_min {
+            if let Some((op, rsv1, deflater)) = self.encoder.take_deflater(payload.len(), opcode, fin, compress) {
+                let payload_len = payload.len() as u64;
+                self.offload = Some(Box::new(Offloaded { opcode: op, rsv1, fin, mask, payload: payload_len, held: VecDeque::new(), acks: 0 }));
+                return Some(DeflateJob { deflater, input: payload.to_vec(), fin });
+            }
+        }
         let mark = self.out.mark();
         let before = self.pending();
         if self.encoder.data(self.out.bytes(pool), payload, opcode, fin, compress, mask) && self.deferred.is_none() {
             self.deferred = Some(Deferred { mark, payload: 0, frames: 0 });
         }
         self.count_deferred(payload.len(), before);
+        None
+    }
+
+    /// Queues the frame compressed on the pool, then makes the sends held
+    /// behind it again; returns the next job when one of them compresses on
+    /// the pool too.
+    pub fn finish_deflate(&mut self, pool: &mut BufPool, done: Deflated) -> Option<DeflateJob> {
+        let o = self.offload.take()?;
+        self.encoder.put_deflater(done.deflater);
+        write_frame(self.out.bytes(pool), o.fin, o.rsv1, o.opcode, &done.output, o.mask);
+        let mut next = None;
+        for h in o.held {
+            let job = match h {
+                Held::Data { payload, frame, mask } => self.encode_data(pool, &payload, frame, mask),
+                Held::Control { opcode, payload, mask } => {
+                    self.encode_control(pool, opcode, &payload, mask);
+                    None
+                }
+                Held::Raw(bytes) => {
+                    self.push_raw(pool, &bytes);
+                    None
+                }
+                Held::Ack => {
+                    self.want_ack();
+                    None
+                }
+                Held::End => {
+                    self.end();
+                    None
+                }
+            };
+            next = next.or(job);
+        }
+        next
+    }
+
+    /// Whether a data frame compresses on the pool (and how many acks wait
+    /// behind it).
+    pub fn offloading(&self) -> bool {
+        self.offload.is_some()
+    }
+
+    /// Queues bytes that already form frames.
+    pub fn push_raw(&mut self, pool: &mut BufPool, bytes: &[u8]) {
+        if let Some(o) = self.offload.as_mut() {
+            o.held.push_back(Held::Raw(bytes.to_vec()));
+            return;
+        }
+        let before = self.pending();
+        self.out(pool).extend_from_slice(bytes);
+        self.count_deferred(0, before);
+    }
+
+    /// Half-closes once everything queued is written.
+    pub fn end(&mut self) {
+        match self.offload.as_mut() {
+            Some(o) => o.held.push_back(Held::End),
+            None => self.ending = true,
+        }
     }
 
     /// Adds a frame queued after `before` bytes to what waits behind a
@@ -119,14 +225,15 @@ impl Conn {
 
     /// Whether a write now would go out before a compressed frame is "ready".
     pub fn waits_for_compression(&self) -> bool {
-        self.deferred.is_some()
+        self.deferred.is_some() || self.offload.is_some()
     }
 
     /// ws's `bufferedAmount`: the payload of what waits behind a compression,
     /// plus the frame bytes the kernel refused.
     pub fn buffered_amount(&self) -> usize {
         let (payload, frames) = self.deferred.map_or((0, 0), |d| (d.payload as usize, d.frames as usize));
-        payload + if self.blocked { self.pending() - frames } else { 0 }
+        let offloaded = self.offload.as_ref().map_or(0, |o| o.payload as usize);
+        payload + offloaded + if self.blocked { self.pending() - frames } else { 0 }
     }
 
     /// Drops what waits behind a compression (the socket is being destroyed).
@@ -140,6 +247,9 @@ impl Conn {
     /// from `ptr` without a copy; false (nothing queued) if it would be
     /// compressed.
     pub fn queue_external(&mut self, pool: &mut BufPool, ptr: *const u8, len: usize, token: usize, frame: DataFrame) -> bool {
+        if self.offload.is_some() {
+            return false;
+        }
         let before = self.pending();
         if !self.encoder.data_header(self.out.bytes(pool), len, frame.opcode, frame.fin, frame.compress) {
             return false;
@@ -150,6 +260,11 @@ impl Conn {
     }
 
     pub fn encode_control(&mut self, pool: &mut BufPool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
+        if let Some(o) = self.offload.as_mut() {
+            o.payload += payload.len() as u64;
+            o.held.push_back(Held::Control { opcode, payload: payload.to_vec(), mask });
+            return;
+        }
         let before = self.pending();
         self.encoder.control(self.out.bytes(pool), opcode, payload, mask);
         self.count_deferred(payload.len(), before);
@@ -160,11 +275,16 @@ impl Conn {
     }
 
     pub fn awaits_acks(&self) -> bool {
-        !self.acks.is_empty()
+        !self.acks.is_empty() || self.offload.as_ref().is_some_and(|o| o.acks > 0)
     }
 
     /// Asks for a send callback once everything queued so far is written.
     pub fn want_ack(&mut self) {
+        if let Some(o) = self.offload.as_mut() {
+            o.acks += 1;
+            o.held.push_back(Held::Ack);
+            return;
+        }
         self.acks.push_back(self.written + self.pending() as u64);
     }
 
@@ -175,7 +295,7 @@ impl Conn {
 
     /// Why the sends still waiting fail, when the socket closes now.
     pub fn fail_reason(&self) -> u32 {
-        if self.deferred.is_some() {
+        if self.waits_for_compression() {
             FAILED_COMPRESSING
         } else {
             FAILED_CLOSED
@@ -184,13 +304,14 @@ impl Conn {
 
     /// Send callbacks still waiting; they fail when the socket closes.
     pub fn take_unacked(&mut self) -> u32 {
-        let n = self.acks.len() as u32;
+        let held = self.offload.take().map_or(0, |o| o.acks);
+        let n = self.acks.len() as u32 + held;
         self.acks.clear();
         n
     }
 
     pub fn held_bytes(&self) -> usize {
-        self.out.capacity() + self.receiver.held_bytes()
+        self.out.capacity() + self.receiver.held_bytes() + self.stash.capacity()
     }
 
     /// Reads what the kernel has into the batch's arena and parses it there.
@@ -202,11 +323,18 @@ impl Conn {
                 None => {
                     let n = batch.read_from(self.fd);
                     if n > 0 {
-                        batch.feed_arena(self.id, &mut self.receiver, start);
+                        let left = batch.feed_arena(self.id, &mut self.receiver, start);
+                        self.stash.extend_from_slice(&left);
                     }
                     (n, n as usize >= 64 * 1024)
                 }
             };
+            if self.receiver.is_inflating() {
+                if n > 0 {
+                    self.read += n as u64;
+                }
+                break;
+            }
             if n > 0 {
                 self.read += n as u64;
                 if !full {
@@ -259,7 +387,7 @@ impl Conn {
     /// The poll events this connection needs now.
     pub fn wanted_events(&self) -> c_int {
         let mut ev = 0;
-        if !self.paused && !self.eof && !self.closed {
+        if !self.paused && !self.eof && !self.closed && !self.receiver.is_inflating() {
             ev |= uv::READABLE;
         }
         if self.pending() > 0 && !self.closed {

@@ -202,7 +202,11 @@ fn stop_idle(eng: &mut Engine) {
     }
 }
 
-unsafe extern "C" fn on_engine_handle_closed(h: *mut uv::Handle) {
+/// libuv's close callback for the engine's own handles.
+///
+/// # Safety
+/// Called by libuv with a handle whose data is its engine.
+pub unsafe extern "C" fn on_engine_handle_closed(h: *mut uv::Handle) {
     let Some(api) = uv::api() else { return };
     let eng = api.data(h) as *mut Engine;
     uv::free_handle(h);
@@ -236,6 +240,12 @@ pub unsafe fn teardown(eng: *mut Engine) {
         e.destroy(id);
     }
     e.batch.clear();
+    e.batch.jobs.clear();
+    if let Some(pool) = e.pool.as_mut() {
+        pool.close();
+        e.closing += 1;
+        e.api.close(pool.bell(), on_engine_handle_closed);
+    }
     for h in [e.check, e.idle] {
         e.closing += 1;
         e.api.close(h, on_engine_handle_closed);

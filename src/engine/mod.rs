@@ -5,6 +5,7 @@ pub mod batch;
 pub mod connection;
 pub mod dispatch;
 pub mod outq;
+pub mod pool;
 pub mod syscall;
 pub mod uv;
 
@@ -14,12 +15,14 @@ use std::ffi::{c_int, c_void};
 use napi::sys;
 
 use crate::core::deflate::{Deflater, Inflater};
+use crate::core::error::WsError;
 use crate::core::mask::MaskPool;
 use crate::core::receiver::{Receiver, ReceiverConfig};
 use crate::core::sender::{DataFrame, Encoder};
 use batch::Batch;
 use connection::{Conn, Io};
 use outq::BufPool;
+use pool::{Done, Job, Pool};
 use uv::{Api, Handle, Loop};
 
 /// permessage-deflate parameters as negotiated, seen from this endpoint.
@@ -117,6 +120,10 @@ pub struct Engine {
     closing: usize,
     cleanup: sys::napi_async_cleanup_hook_handle,
     torn_down: bool,
+    /// Big deflate and inflate work, made when a connection first
+    /// negotiates permessage-deflate; None also when it could not start.
+    pool: Option<Pool>,
+    pool_tried: bool,
 }
 
 thread_local! {
@@ -177,6 +184,8 @@ impl Engine {
             closing: 0,
             cleanup: std::ptr::null_mut(),
             torn_down: false,
+            pool: None,
+            pool_tried: false,
         }));
         (*eng).check = api.new_check(lp, eng as *mut c_void, on_check);
         (*eng).idle = api.new_idle(lp, eng as *mut c_void);
@@ -208,6 +217,10 @@ impl Engine {
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let mut conn = Box::new(Conn::new(id, dup, receiver, encoder));
         conn.owner = self as *mut Engine as *mut c_void;
+        if cfg.deflate.is_some() && self.start_pool() {
+            conn.deflate_min = pool::DEFLATE_MIN;
+            conn.receiver.set_offload(pool::INFLATE_MIN);
+        }
         let conn = Box::into_raw(conn);
         match self.api.new_poll(self.lp, dup, conn as *mut c_void) {
             Ok(h) => (*conn).poll = h,
@@ -224,7 +237,8 @@ impl Engine {
             self.after_io(c, |c, b, p| c.flush(b, p));
         }
         if !head.is_empty() && !c.closed {
-            self.batch.feed_copy(id, &mut c.receiver, &mut head.to_vec());
+            c.stash = self.batch.feed_copy(id, &mut c.receiver, head);
+            self.submit_inflates();
         }
         self.update_poll(c);
         self.wake();
@@ -241,7 +255,9 @@ impl Engine {
     pub fn send_data(&mut self, id: u32, payload: &[u8], frame: DataFrame, mask: Masking, ack: Ack) -> Sent {
         let Some(c) = self.conn(id) else { return Sent::Gone };
         let key = self.mask_key(mask);
-        c.encode_data(&mut self.bufs, payload, frame.opcode, frame.fin, frame.compress, key);
+        if let Some(job) = c.encode_data(&mut self.bufs, payload, frame, key) {
+            self.submit(id, Job::Deflate(job));
+        }
         self.queued(c, ack)
     }
 
@@ -259,9 +275,7 @@ impl Engine {
     /// Queues bytes that are already a frame (`Sender.frame()` output).
     pub fn send_raw(&mut self, id: u32, bytes: &[u8], ack: Ack) -> Sent {
         let Some(c) = self.conn(id) else { return Sent::Gone };
-        let before = c.pending();
-        c.out(&mut self.bufs).extend_from_slice(bytes);
-        c.count_deferred(0, before);
+        c.push_raw(&mut self.bufs, bytes);
         self.queued(c, ack)
     }
 
@@ -314,7 +328,7 @@ impl Engine {
     /// Half-closes once the queue is written (`socket.end()`).
     pub fn end(&mut self, id: u32) {
         if let Some(c) = self.conn(id) {
-            c.ending = true;
+            c.end();
             self.schedule_flush(c);
         }
     }
@@ -367,6 +381,11 @@ impl Engine {
         self.conns.len()
     }
 
+    /// Jobs sent to the compression pool so far.
+    pub fn pool_jobs(&self) -> u64 {
+        self.pool.as_ref().map_or(0, |p| p.sent)
+    }
+
     /// Runs one socket operation and acts on what it found.
     fn after_io(&mut self, c: &mut Conn, op: impl FnOnce(&mut Conn, &mut Batch, &mut BufPool) -> Io) {
         match op(c, &mut self.batch, &mut self.bufs) {
@@ -375,6 +394,83 @@ impl Engine {
             Io::Failed(e) => self.close_conn(c, e),
         }
         self.release(c);
+        self.submit_inflates();
+        self.wake();
+    }
+
+    /// Makes the pool and its doorbell, once; false when there is none.
+    fn start_pool(&mut self) -> bool {
+        if !self.pool_tried {
+            self.pool_tried = true;
+            let data = self as *mut Engine as *mut c_void;
+            if let Ok(bell) = unsafe { self.api.new_async(self.lp, data, on_pool_done) } {
+                self.pool = Pool::new(bell);
+                if self.pool.is_none() {
+                    self.closing += 1;
+                    unsafe { self.api.close(bell, dispatch::on_engine_handle_closed) };
+                }
+            }
+        }
+        self.pool.is_some()
+    }
+
+    fn submit(&mut self, id: u32, job: Job) {
+        let Some(pool) = self.pool.as_mut() else { return };
+        if pool.outstanding() == 0 {
+            // A result on its way keeps the process alive, as zlib's
+            // thread-pool work does for ws.
+            unsafe { self.api.set_ref(pool.bell(), true) };
+        }
+        pool.submit(id, job);
+    }
+
+    /// Sends the messages the last parse handed out to the pool.
+    fn submit_inflates(&mut self) {
+        if self.batch.jobs.is_empty() {
+            return;
+        }
+        for (id, job) in std::mem::take(&mut self.batch.jobs) {
+            self.submit(id, Job::Inflate(job));
+        }
+    }
+
+    /// Takes the pool's results in: frames compressed there are queued and
+    /// written, messages inflated there are delivered, and the input that
+    /// waited behind them is parsed.
+    fn pool_done(&mut self) {
+        let Some(pool) = self.pool.as_mut() else { return };
+        let done = pool.take_done();
+        if pool.outstanding() == 0 {
+            unsafe { self.api.set_ref(pool.bell(), false) };
+        }
+        for (id, d) in done {
+            let Some(c) = self.conn(id) else { continue };
+            match d {
+                Done::Deflated(d) => {
+                    if let Some(job) = c.finish_deflate(&mut self.bufs, d) {
+                        self.submit(id, Job::Deflate(job));
+                    }
+                    self.schedule_flush(c);
+                }
+                Done::Inflated(mut inf) if c.receiver.is_inflating() => {
+                    let ok = inf.result.is_ok();
+                    self.batch.inflated(id, inf.text, &mut inf.result);
+                    c.receiver.resume(inf.inflater, ok);
+                    let stash = std::mem::take(&mut c.stash);
+                    if ok && !stash.is_empty() {
+                        c.stash = self.batch.feed_copy(id, &mut c.receiver, &stash);
+                    }
+                    self.update_poll(c);
+                }
+                Done::Inflated(_) => {}
+                Done::Panicked => {
+                    self.batch.error(id, &WsError::Internal);
+                    c.receiver.poison();
+                    self.close_conn(c, libc::EIO);
+                }
+            }
+        }
+        self.submit_inflates();
         self.wake();
     }
 
@@ -511,6 +607,14 @@ unsafe extern "C" fn on_poll_closed(h: *mut Handle) {
 }
 
 unsafe extern "C" fn on_idle(_h: *mut Handle) {}
+
+unsafe extern "C" fn on_pool_done(h: *mut Handle) {
+    let Some(api) = uv::api() else { return };
+    let eng = api.data(h) as *mut Engine;
+    if !(*eng).torn_down {
+        guarded("the compression pool's results", || (*eng).pool_done());
+    }
+}
 
 unsafe extern "C" fn on_check(h: *mut Handle) {
     let Some(api) = uv::api() else { return };

@@ -13,6 +13,7 @@ pub const READABLE: c_int = 1;
 pub const WRITABLE: c_int = 2;
 
 // uv_handle_type values from uv.h.
+const UV_ASYNC: c_int = 1;
 const UV_CHECK: c_int = 2;
 const UV_IDLE: c_int = 6;
 const UV_POLL: c_int = 8;
@@ -31,7 +32,10 @@ pub struct Api {
     idle_init: unsafe extern "C" fn(*mut Loop, *mut Handle) -> c_int,
     idle_start: unsafe extern "C" fn(*mut Handle, HandleCb) -> c_int,
     idle_stop: unsafe extern "C" fn(*mut Handle) -> c_int,
+    async_init: unsafe extern "C" fn(*mut Loop, *mut Handle, HandleCb) -> c_int,
+    async_send: unsafe extern "C" fn(*mut Handle) -> c_int,
     close: unsafe extern "C" fn(*mut Handle, Option<HandleCb>),
+    ref_: unsafe extern "C" fn(*mut Handle),
     unref: unsafe extern "C" fn(*mut Handle),
     set_data: unsafe extern "C" fn(*mut Handle, *mut c_void),
     get_data: unsafe extern "C" fn(*const Handle) -> *mut c_void,
@@ -58,7 +62,10 @@ fn load() -> Option<Api> {
             idle_init: sym(c"uv_idle_init")?,
             idle_start: sym(c"uv_idle_start")?,
             idle_stop: sym(c"uv_idle_stop")?,
+            async_init: sym(c"uv_async_init")?,
+            async_send: sym(c"uv_async_send")?,
             close: sym(c"uv_close")?,
+            ref_: sym(c"uv_ref")?,
             unref: sym(c"uv_unref")?,
             set_data: sym(c"uv_handle_set_data")?,
             get_data: sym(c"uv_handle_get_data")?,
@@ -122,6 +129,46 @@ impl Api {
         (self.idle_init)(lp, h);
         (self.set_data)(h, data);
         h
+    }
+
+    /// An async handle (a doorbell other threads ring), not keeping the
+    /// loop alive until `set_ref(true)`.
+    ///
+    /// # Safety
+    /// Call on the thread of the loop `lp`.
+    pub unsafe fn new_async(&self, lp: *mut Loop, data: *mut c_void, cb: HandleCb) -> Result<*mut Handle, c_int> {
+        let h = alloc_handle(self, UV_ASYNC);
+        if h.is_null() {
+            return Err(-libc::ENOMEM);
+        }
+        let rc = (self.async_init)(lp, h, cb);
+        if rc != 0 {
+            free_handle(h);
+            return Err(rc);
+        }
+        (self.set_data)(h, data);
+        (self.unref)(h);
+        Ok(h)
+    }
+
+    /// Wakes the loop of an async handle; callable from any thread.
+    ///
+    /// # Safety
+    /// `h` is an async handle this `Api` made that is not closed yet.
+    pub unsafe fn async_send(&self, h: *mut Handle) {
+        (self.async_send)(h);
+    }
+
+    /// Whether the handle keeps its loop alive.
+    ///
+    /// # Safety
+    /// Call on the loop's thread with a handle this `Api` made that is not closed yet.
+    pub unsafe fn set_ref(&self, h: *mut Handle, on: bool) {
+        if on {
+            (self.ref_)(h)
+        } else {
+            (self.unref)(h)
+        }
     }
 
     /// # Safety
