@@ -1,22 +1,118 @@
 'use strict';
 
-// The floor for round-trip latency: a plain Node `net` server that does no
-// WebSocket work. It answers the upgrade with a canned 101 and every chunk
-// with one fixed 32-byte text frame, which is what the latency scenario
-// expects back.
+// The floor: what a server on Node costs with no WebSocket work. It answers
+// the upgrade with a canned 101, and every data frame with a prebuilt frame
+// of the same payload length (the echo and latency scenarios count frames,
+// not their bytes); a close frame gets a close frame and the end of the
+// socket. Only frame lengths are read; nothing is unmasked, validated,
+// allocated per message or emitted as an event.
+//
+//   node bench/net-floor.js [--tls] [--http]
+//
+// --tls listens with Node's `tls` (the floor for wss:// rows); --http takes
+// the upgrade through Node's `http` server ('upgrade' event), the path a
+// `{ server }` WebSocket server has to take.
 
+const fs = require('fs');
+const http = require('http');
 const net = require('net');
+const path = require('path');
+const tls = require('tls');
 
-const reply = Buffer.concat([Buffer.from([0x81, 32]), Buffer.alloc(32, 0x78)]);
-const server = net.createServer((socket) => {
+const UPGRADED = Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+const CLOSE = Buffer.from([0x88, 2, 0x03, 0xe8]);
+const replies = new Map();
+
+/** An unmasked text frame of `n` bytes of 'x'. */
+function reply(n) {
+  let f = replies.get(n);
+  if (f) return f;
+  const head = n < 126 ? [0x81, n] : n < 65536 ? [0x81, 126, n >> 8, n & 0xff] : [0x81, 127, 0, 0, 0, 0, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  f = Buffer.concat([Buffer.from(head), Buffer.alloc(n, 0x78)]);
+  replies.set(n, f);
+  return f;
+}
+
+/** Answers the frames on `socket`; `rest` is what came with the upgrade. */
+function frames(socket, rest) {
+  let pending = rest && rest.length ? rest : null;
+  let skip = 0;
+  const onData = (chunk) => {
+    let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    pending = null;
+    let i = Math.min(skip, buf.length);
+    skip -= i;
+    const out = [];
+    while (i + 2 <= buf.length) {
+      const op = buf[i] & 0x0f;
+      let len = buf[i + 1] & 0x7f;
+      let at = i + 2;
+      if (len === 126) {
+        if (at + 2 > buf.length) break;
+        len = buf.readUInt16BE(at);
+        at += 2;
+      } else if (len === 127) {
+        if (at + 8 > buf.length) break;
+        len = Number(buf.readBigUInt64BE(at));
+        at += 8;
+      }
+      if (buf[i + 1] & 0x80) at += 4;
+      if (at > buf.length) break;
+      if (op === 8) {
+        out.push(CLOSE);
+        socket.end(Buffer.concat(out));
+        return;
+      }
+      if (op === 1 || op === 2) out.push(reply(len));
+      const end = at + len;
+      if (end > buf.length) {
+        skip = end - buf.length;
+        i = buf.length;
+        break;
+      }
+      i = end;
+    }
+    if (i < buf.length) pending = buf.subarray(i);
+    if (out.length) socket.write(out.length === 1 ? out[0] : Buffer.concat(out));
+  };
+  socket.on('data', onData);
+  if (pending) {
+    const first = pending;
+    pending = null;
+    onData(first);
+  }
+}
+
+function onRawSocket(socket) {
   socket.setNoDelay(true);
-  let upgraded = false;
-  socket.on('data', () => {
-    if (upgraded) return socket.write(reply);
-    upgraded = true;
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
-  });
   socket.on('error', () => {});
-});
+  let head = null;
+  const onHead = (chunk) => {
+    head = head ? Buffer.concat([head, chunk]) : chunk;
+    const end = head.indexOf('\r\n\r\n');
+    if (end === -1) return;
+    socket.removeListener('data', onHead);
+    socket.write(UPGRADED);
+    frames(socket, head.subarray(end + 4));
+  };
+  socket.on('data', onHead);
+}
+
+let server;
+if (process.argv.includes('--http')) {
+  server = http.createServer((req, res) => res.writeHead(426).end());
+  server.on('upgrade', (req, socket, head) => {
+    socket.setNoDelay(true);
+    socket.on('error', () => {});
+    socket.write(UPGRADED);
+    frames(socket, head);
+  });
+} else if (process.argv.includes('--tls')) {
+  const fixtures = path.join(__dirname, '..', '__test__', 'fixtures');
+  server = tls.createServer({ cert: fs.readFileSync(path.join(fixtures, 'cert.pem')), key: fs.readFileSync(path.join(fixtures, 'key.pem')) }, onRawSocket);
+} else {
+  server = net.createServer(onRawSocket);
+}
 
 server.listen(0, '127.0.0.1', () => console.log(`listening ${server.address().port}`));
+require('./control').answerStdin();

@@ -41,10 +41,13 @@ function argValue(name) {
  * hold), the server's flags, the metric and the target ratio against ws
  * (`vsBun`: against Bun's `ws` instead). `bun: false` leaves Bun out where
  * its `ws` can't serve the setup (TLS options, an Express server).
+ * `floors` also runs bench/net-floor.js, a Node server that does no
+ * WebSocket work: on `net` (or `tls` for wss rows), and through `http`'s
+ * 'upgrade' event.
  */
 const SCENARIOS = [
-  { name: 'echo 32 B text, 50 conns x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '32'], metric: 'msgs_per_s', unit: 'msg/s', target: 11 },
-  { name: 'echo 4 KiB binary, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], metric: 'msgs_per_s', unit: 'msg/s', target: 4 },
+  { name: 'echo 32 B text, 50 conns x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '32'], metric: 'msgs_per_s', unit: 'msg/s', target: 11, floors: ['net'] },
+  { name: 'echo 4 KiB binary, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], metric: 'msgs_per_s', unit: 'msg/s', target: 4, floors: ['net'] },
   { name: 'echo 1 MiB binary, 4 x 2', args: ['echo', '--conns', '4', '--inflight', '2', '--size', String(1 << 20), '--binary'], metric: 'mb_per_s', unit: 'MB/s', target: 1.3 },
   { name: 'echo 4 KiB JSON, deflate, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--json', '--deflate'], server: ['--deflate'], metric: 'msgs_per_s', unit: 'msg/s', target: 1, vsBun: true },
   {
@@ -56,16 +59,16 @@ const SCENARIOS = [
     target: 3,
     eld: true
   },
-  { name: 'wss echo 32 B, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '32'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false },
-  { name: 'wss echo 4 KiB binary, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false },
-  { name: 'RSS per idle conn, 5,000 conns, 2 s after open', idle: 5000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true },
+  { name: 'wss echo 32 B, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '32'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false, floors: ['net'] },
+  { name: 'wss echo 4 KiB binary, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false, floors: ['net'] },
+  { name: 'RSS per idle conn, 5,000 conns, 2 s after open', idle: 5000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
   // 9,000, not 10,000: ws-native holds two fds per connection (Node's and
   // the engine's), and this machine's hard limit is 20,000 fds.
-  { name: 'RSS per idle conn, 9,000 conns, after GC', idle: 9000, gc: true, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true },
-  { name: 'RSS per idle conn, 1,000 conns, { server } on Express', idle: 1000, server: ['--express'], metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, bun: false },
-  { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.85, lowerIsBetter: true, extra: 'p99_us', floor: true },
-  { name: 'handshakes/s (open + close), 16 at once', args: ['handshakes', '--conns', '16'], metric: 'conns_per_s', unit: 'conn/s', target: 2.5 },
-  { name: 'handshakes/s, 16 at once, { server } on Express', args: ['handshakes', '--conns', '16'], server: ['--express'], metric: 'conns_per_s', unit: 'conn/s', target: 1.5, bun: false },
+  { name: 'RSS per idle conn, 9,000 conns, after GC', idle: 9000, gc: true, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
+  { name: 'RSS per idle conn, 1,000 conns, { server } on Express', idle: 1000, server: ['--express'], metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, bun: false, floors: ['http'] },
+  { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.85, lowerIsBetter: true, extra: 'p99_us', floors: ['net'] },
+  { name: 'handshakes/s (open + close), 16 at once', args: ['handshakes', '--conns', '16'], metric: 'conns_per_s', unit: 'conn/s', target: 2.5, floors: ['net', 'http'] },
+  { name: 'handshakes/s, 16 at once, { server } on Express', args: ['handshakes', '--conns', '16'], server: ['--express'], metric: 'conns_per_s', unit: 'conn/s', target: 1.5, bun: false, floors: ['http'] },
   { name: 'broadcast to 1000 clients, 32 B', args: ['broadcast', '--conns', '1000', '--inflight', '8', '--size', '32'], metric: 'deliveries_per_s', unit: 'msg/s', target: 3 }
 ].filter((s) => !only || s.name.includes(only));
 
@@ -107,7 +110,7 @@ function lines(stream, onLine) {
 function serverCommand(impl, extra) {
   switch (impl) {
     case 'net-floor':
-      return [process.execPath, [path.join(__dirname, 'net-floor.js'), ...extra]];
+      return [process.execPath, ['--expose-gc', path.join(__dirname, 'net-floor.js'), ...extra]];
     case 'bun-ws':
       return [bunBin, [path.join(__dirname, 'server.js'), 'ws', ...extra]];
     case 'bun-serve':
@@ -226,8 +229,8 @@ function runIdle(server, n, atReady) {
   });
 }
 
-async function measure(impl, scenario) {
-  const server = await startServer(impl, scenario.server);
+async function measure(impl, scenario, flags = scenario.server) {
+  const server = await startServer(impl, flags);
   try {
     if (scenario.idle) return await idleMemory(server, scenario.idle, scenario.gc);
     return await runLoadgen(scenario.args, server, scenario);
@@ -274,7 +277,10 @@ async function main() {
       // Bun.serve is a different program: it has no Express or TLS-options setup here.
       results[impl] = await measure(impl, s);
     }
-    if (s.floor) floors.push([s, await measure('net-floor', s), results.ws]);
+    for (const kind of s.floors || []) {
+      const flags = kind === 'http' ? ['--http'] : (s.server || []).filter((f) => f === '--tls');
+      floors.push([s, flags.includes('--tls') ? 'tls' : kind, await measure('net-floor', s, flags), results.ws]);
+    }
     const vsWs = ratio(s, results, 'native', 'ws');
     const vsBun = ratio(s, results, 'native', 'bun-ws');
     const judged = s.vsBun ? vsBun : vsWs;
@@ -306,10 +312,21 @@ async function main() {
       ].join(' | ')} |`
     );
   }
-  for (const [s, floor, ref] of floors) {
-    const vsRef = ref ? ` = ${fmt(floor[s.metric] / ref[s.metric])}x ws` : '';
-    console.log(`\nFloor for "${s.name}": a plain Node net server doing no WebSocket work: ${fmt(floor[s.metric])} ${s.unit}${vsRef}.`);
+  if (floors.length) {
+    console.log('\nFloors: bench/net-floor.js, a Node server that does no WebSocket work (canned 101, a prebuilt frame per frame), on `net`/`tls` or behind `http`\'s \'upgrade\'.\n');
+    console.log('| scenario | floor | result | floor / ws | ws-native / floor |');
+    console.log('|---|---|---|---|---|');
+    for (const [s, kind, floor, ref] of floors) {
+      const native = rowsNative(rows, s);
+      const x = (a, b) => (a && b && b[s.metric] ? `${fmt(a[s.metric] / b[s.metric])}x` : '-');
+      console.log(`| ${s.name} | ${kind} | ${describeResult(s, floor)} | ${x(floor, ref)} | ${x(native, floor)} |`);
+    }
   }
+}
+
+function rowsNative(rows, s) {
+  const row = rows.find((r) => r.s === s);
+  return row && row.results.native;
 }
 
 main().catch((err) => {
