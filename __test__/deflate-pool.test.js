@@ -232,6 +232,29 @@ describe('permessage-deflate on the pool: big messages', () => {
     assert.deepStrictEqual(corruptMessage, { ws: 'invalid distance too far back', native: 'repeated call with bad state' });
   });
 
+  it('a reset right after a big compressed message: the message comes first, then 1006', T, async () => {
+    const big = Buffer.from(json(3000, 11));
+    const z = zlib.deflateRawSync(big, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    const bytes = frame(1, z.subarray(0, z.length - 4), { rsv: 4, mask: MASK });
+    await same(async (W, log) => {
+      const wss = new W.WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: true });
+      await once(wss, 'listening');
+      try {
+        const closed = new Promise((resolve) =>
+          wss.on('connection', (ws) => {
+            ws.on('message', (d) => log.push(['message', digest(d)]));
+            ws.on('error', (err) => log.push(['error', err.code]));
+            ws.on('close', (code) => resolve(log.push(['close', code])));
+          })
+        );
+        await rawClient(wss.address().port, null, { extensions: 'permessage-deflate', onOpen: (sock) => setImmediate(() => sock.write(bytes, () => sock.resetAndDestroy())) });
+        await closed;
+      } finally {
+        await new Promise((resolve) => wss.close(() => resolve()));
+      }
+    });
+  });
+
   it('maxPayload counts the inflated size of a big message (ws-native client, ws server)', T, async () => {
     await same(async (W, log) => {
       const wss = new REF.WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: true });

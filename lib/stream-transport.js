@@ -4,7 +4,17 @@
 // @fastify/websocket's injectWS uses). The same Rust core parses and frames;
 // JS moves the bytes through the Node stream, as ws does.
 
-const binding = require('./binding');
+const {
+  streamCore,
+  streamEncode,
+  streamEncodeControl,
+  streamEncodeHeader,
+  streamEncodeInto,
+  streamFeed,
+  streamTakeBigs,
+  streamTakeFrame,
+  streamTakeTape
+} = require('./binding');
 const { deliverFrame } = require('./event-batch');
 const { frameFlags, maskKey } = require('./frame-flags');
 const { kWebSocket } = require('./constants');
@@ -24,17 +34,17 @@ let poolOffset = 0;
 
 /** Frames `data` with `core` into pooled memory; returns the frame. */
 function framePooled(core, data, opcode, flags, key) {
-  let n = core.encodeInto(data, opcode, flags, key, pool, poolOffset);
+  let n = streamEncodeInto(core, data, opcode, flags, key, pool, poolOffset);
   if (n < 0) {
     n = -n;
     if (n > SMALL_FRAME) {
       const own = Buffer.allocUnsafeSlow(n);
-      core.takeFrame(own, 0);
+      streamTakeFrame(core, own, 0);
       return own;
     }
     pool = Buffer.allocUnsafeSlow(POOL_SIZE);
     poolOffset = 0;
-    core.takeFrame(pool, 0);
+    streamTakeFrame(core, pool, 0);
   }
   const frame = pool.subarray(poolOffset, poolOffset + n);
   // Keep slices 8-byte aligned, as Node's pool does.
@@ -52,7 +62,7 @@ class StreamTransport {
     this.socket = socket;
     this.ws = ws;
     this.closed = false;
-    this.core = new binding.StreamCore(config.isServer, config.limits, config.deflate);
+    this.core = streamCore(config.isServer, config.limits, config.deflate);
     // ws compresses on a thread pool: a compressed message, and what is sent
     // after it, reach the socket a turn later. The Rust core compresses at
     // once; the frames wait here for a setImmediate the same way.
@@ -75,10 +85,10 @@ class StreamTransport {
     // A big unmasked payload is written as it is, behind its header, as ws
     // does: over TLS a copy in the frame would be held beside the ciphertext.
     if (!mask && typeof data !== 'string' && data.length >= BY_REFERENCE && this.held === null && !this.inCompressed) {
-      const header = this.core.encodeHeader(data.length, binary ? 2 : 1, flags);
+      const header = streamEncodeHeader(this.core, data.length, binary ? 2 : 1, flags);
       if (header !== undefined) return this.raw([header, data], cb);
     }
-    const frame = small(data) ? framePooled(this.core, data, binary ? 2 : 1, flags, maskKey(mask)) : this.core.encode(data, binary ? 2 : 1, flags, maskKey(mask));
+    const frame = small(data) ? framePooled(this.core, data, binary ? 2 : 1, flags, maskKey(mask)) : streamEncode(this.core, data, binary ? 2 : 1, flags, maskKey(mask));
     // The first frame of a compressed message has RSV1; its continuations
     // are compressed too.
     const compressed = this.inCompressed || (frame[0] & RSV1) !== 0;
@@ -89,7 +99,7 @@ class StreamTransport {
 
   control(opcode, data, mask, cb) {
     const flags = frameFlags(false, false, mask);
-    const frame = this.core.encodeControl(opcode, data, flags, maskKey(mask));
+    const frame = streamEncodeControl(this.core, opcode, data, flags, maskKey(mask));
     if (this.held !== null) this._hold([frame], cb, byteLength(data));
     else this.socket.write(frame, cb);
   }
@@ -118,6 +128,9 @@ class StreamTransport {
 
   destroy() {
     this.closed = true;
+    // Frames written in this batch reach the socket first, as they would
+    // have without the batch's cork (see onData).
+    uncork(this.socket);
     const held = this.held;
     if (held !== null) {
       // As ws: what waited for a compression is not sent.
@@ -176,16 +189,21 @@ function onData(chunk) {
   const tr = this[kWebSocket]._transport;
   const nested = tr.feeding;
   let tape = nested ? new Uint32Array(64) : tr.tape;
-  let code = tr.core.feedInPlace(chunk, tape);
+  let code = streamFeed(tr.core, chunk, tape);
   if (code === 0) return;
   if (code < 0) {
     code = -code;
     tape = new Uint32Array(code >>> 1);
     if (!nested && tape.length <= 4096) tr.tape = tape;
-    tr.core.takeTape(tape);
+    streamTakeTape(tr.core, tape);
   }
   const words = code >>> 1;
-  const bigs = code & 1 ? tr.core.takeBigs() : undefined;
+  const bigs = code & 1 ? streamTakeBigs(tr.core) : undefined;
+  // Sends made by the listeners of a chunk's records go out in one write
+  // (over TLS, one record and one syscall) instead of one each.
+  const socket = tr.socket;
+  const corked = words > 4 && !nested && typeof socket.cork === 'function';
+  if (corked) socket.cork();
   tr.feeding = true;
   try {
     for (let i = 0; i < words; i += 4) {
@@ -193,7 +211,12 @@ function onData(chunk) {
     }
   } finally {
     tr.feeding = nested;
+    if (corked) uncork(socket);
   }
+}
+
+function uncork(socket) {
+  if (socket.writableCorked > 0) socket.uncork();
 }
 
 /** Drives `ws` over `socket`; `config.initial` is written first. */

@@ -6,7 +6,7 @@ use napi_derive::napi;
 
 use napi::sys;
 
-use super::args::{ack, conn_config, js_err, masking, sent_code, with_bytes, F_COMPRESS, F_FIN};
+use super::args::{ack, conn_config, js_err, masking, number, raw_call, sent_code, u32_arg, with_bytes, F_COMPRESS, F_FIN};
 use crate::core::sender::DataFrame;
 use crate::engine::{Engine, Masking, Sent};
 
@@ -131,56 +131,23 @@ fn malloc_stats() -> (f64, f64) {
     (0.0, 0.0)
 }
 
-/// Adds `engineSend(id, data, opcode, flags, maskKey)` to the exports: a
-/// data frame queued on this thread's engine (what `NativeEngine.send`
-/// does). It is a plain N-API callback: napi-rs's wrapper tracks every
-/// `&mut self` borrow in a global map and opens a scope per call, which
-/// together cost a send about 10% of its CPU.
-#[napi(module_exports)]
-pub fn add_engine_send(exports: Object, env: Env) -> Result<()> {
-    let mut f = std::ptr::null_mut();
-    let name = c"engineSend";
-    unsafe {
-        let created = sys::napi_create_function(env.raw(), name.as_ptr(), 10, Some(engine_send), std::ptr::null_mut(), &mut f);
-        if created != sys::Status::napi_ok || sys::napi_set_named_property(env.raw(), exports.raw(), name.as_ptr(), f) != sys::Status::napi_ok {
-            return Err(js_err("could not export engineSend"));
-        }
-    }
-    Ok(())
-}
-
-unsafe extern "C" fn engine_send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let mut argc = 5usize;
-    let mut argv = [std::ptr::null_mut(); 5];
-    sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut());
-    let [id, data, opcode, flags, mask_key] = argv;
-    let u32_of = |v: sys::napi_value| {
-        let mut n = 0u32;
-        (sys::napi_get_value_uint32(env, v, &mut n) == sys::Status::napi_ok).then_some(n)
-    };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<u32> {
-        let (Some(id), Some(opcode), Some(flags)) = (u32_of(id), u32_of(opcode), u32_of(flags)) else {
+/// `engineSend(id, data, opcode, flags, maskKey)`: a data frame queued on
+/// this thread's engine. A plain N-API callback (`raw_call`), taking no
+/// receiver.
+///
+/// # Safety
+/// Called by N-API, as a function's callback.
+pub(super) unsafe extern "C" fn engine_send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"engineSend", |[id, data, opcode, flags, mask_key]| {
+        let (Some(id), Some(opcode), Some(flags)) = (u32_arg(env, id), u32_arg(env, opcode), u32_arg(env, flags)) else {
             return Err(js_err("engineSend: id, opcode and flags are numbers"));
         };
         let eng = crate::engine::current().ok_or_else(|| js_err("the engine is shut down"))?;
         let data = Unknown::from_napi_value(env, data)?;
-        let env = Env::from_raw(env);
-        SCRATCH.with(|s| send_on(eng, &env, &mut s.borrow_mut(), id, &data, opcode, flags, u32_of(mask_key)))
-    }));
-    let mut out = std::ptr::null_mut();
-    match outcome {
-        Ok(Ok(code)) => {
-            sys::napi_create_uint32(env, code, &mut out);
-        }
-        Ok(Err(e)) => {
-            let msg = std::ffi::CString::new(e.reason.replace('\0', " ")).unwrap_or_default();
-            sys::napi_throw_error(env, std::ptr::null(), msg.as_ptr());
-        }
-        Err(_) => {
-            sys::napi_throw_error(env, c"WS_NATIVE_ERR_INTERNAL".as_ptr(), c"ws-native: internal error in engineSend".as_ptr());
-        }
-    }
-    out
+        let env_ = Env::from_raw(env);
+        let code = SCRATCH.with(|s| send_on(eng, &env_, &mut s.borrow_mut(), id, &data, opcode, flags, u32_arg(env, mask_key)))?;
+        Ok(number(env, code as f64))
+    })
 }
 
 thread_local! {

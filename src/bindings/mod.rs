@@ -4,6 +4,14 @@ mod args;
 pub mod engine;
 pub mod stream_core;
 
+/// Adds the plain N-API functions (no napi-rs wrapper) to the exports: the
+/// per-message calls, `engineSend` and the stream core's.
+#[napi_derive::napi(module_exports)]
+pub fn add_raw_functions(exports: napi::bindgen_prelude::Object, env: napi::Env) -> napi::Result<()> {
+    args::export_raw(&env, &exports, &[(c"engineSend", Some(engine::engine_send))])?;
+    args::export_raw(&env, &exports, &stream_core::FUNCTIONS)
+}
+
 /// The `code`s error records name by index (`src/core/error.rs`).
 #[napi_derive::napi]
 pub fn error_codes() -> Vec<&'static str> {

@@ -1,16 +1,31 @@
-//! `StreamCore`: the protocol core driven from JS, for connections the
-//! engine cannot adopt (TLS sockets, arbitrary Duplex streams).
+//! The stream core: the protocol core driven from JS, for connections the
+//! engine cannot adopt (TLS sockets, arbitrary Duplex streams). One core
+//! is an External; its functions are plain N-API callbacks, since the
+//! stream transport calls them once per chunk and once per send:
+//!
+//! - `streamCore(isServer, limits, deflate?)` makes a core;
+//! - `streamFeed(core, chunk, tape)`, `streamTakeTape(core, tape)`,
+//!   `streamTakeBigs(core)` parse;
+//! - `streamEncodeInto(core, data, opcode, flags, maskKey, target, offset)`,
+//!   `streamTakeFrame(core, target, offset)`, `streamEncode(...)`,
+//!   `streamEncodeHeader(core, len, opcode, flags)` and
+//!   `streamEncodeControl(core, opcode, data, flags, maskKey)` frame.
+
+use std::ffi::c_void;
+use std::ptr::null_mut;
 
 use napi::bindgen_prelude::*;
-use napi_derive::napi;
+use napi::sys;
 
-use super::args::{conn_config, masking, u32_array_mut, view_mut, with_bytes, F_COMPRESS, F_FIN};
+use super::args::{
+    conn_config, f64_arg, f64s_arg, js_err, masking, number, payload, raw_call, u32_arg, u32_array_mut, undefined, view_mut, F_COMPRESS, F_FIN,
+};
 use crate::core::mask::MaskPool;
 use crate::core::receiver::Receiver;
 use crate::core::sender::Encoder;
 use crate::engine::batch::Batch;
+use crate::engine::dispatch::give_buffer;
 
-#[napi]
 pub struct StreamCore {
     receiver: Receiver,
     encoder: Encoder,
@@ -24,140 +39,208 @@ pub struct StreamCore {
 /// Frames and tapes kept between calls keep at most this much capacity.
 const KEEP: usize = 1 << 20;
 
-#[napi]
-impl StreamCore {
-    #[napi(constructor, catch_unwind)]
-    pub fn new(is_server: bool, limits: Vec<f64>, deflate: Option<Vec<f64>>) -> Self {
-        let (receiver, encoder) = conn_config(is_server, &limits, deflate.as_deref()).codec();
-        StreamCore { receiver, encoder, masks: MaskPool::default(), batch: Batch::default(), scratch: Vec::new(), out: Vec::new() }
-    }
+/// Marks the Externals that are stream cores, so that no other value is
+/// taken for one.
+const TAG: sys::napi_type_tag = sys::napi_type_tag { lower: 0x7773_2d6e_6174_6976, upper: 0x6573_7472_6561_6d31 };
 
-    /// Parses a chunk read from the stream in place (unmasking it there),
-    /// and writes the event records (the engine's format, connection id 0)
-    /// into `tape`. Payload offsets are into `chunk`; records flagged big
-    /// index `takeBigs()`. Returns twice the number of words, plus 1 when
-    /// there are bigs; negative when `tape` is too small: the records wait
-    /// for `takeTape()` with a tape that large.
-    #[napi(catch_unwind)]
-    pub fn feed_in_place(&mut self, env: Env, chunk: Unknown, tape: Unknown) -> Result<f64> {
-        let raw = env.raw();
-        let input = unsafe { view_mut(raw, chunk.raw()) }?;
-        self.batch.feed_external(0, &mut self.receiver, input);
-        let words = self.batch.tape.len();
-        let code = (words * 2 + usize::from(!self.batch.bigs.is_empty())) as f64;
-        let dst = unsafe { u32_array_mut(raw, tape.raw()) }?;
-        match dst.get_mut(..words) {
-            Some(dst) => {
-                dst.copy_from_slice(&self.batch.tape);
-                self.batch.tape.clear();
-                Ok(code)
-            }
-            None => Ok(-code),
-        }
-    }
+/// The functions, by their JS names.
+pub const FUNCTIONS: [(&std::ffi::CStr, sys::napi_callback); 9] = [
+    (c"streamCore", Some(new_core)),
+    (c"streamFeed", Some(feed)),
+    (c"streamTakeTape", Some(take_tape)),
+    (c"streamTakeBigs", Some(take_bigs)),
+    (c"streamEncodeInto", Some(encode_into)),
+    (c"streamTakeFrame", Some(take_frame)),
+    (c"streamEncode", Some(encode)),
+    (c"streamEncodeHeader", Some(encode_header)),
+    (c"streamEncodeControl", Some(encode_control)),
+];
 
-    /// The records `feedInPlace` could not fit, into `tape`.
-    #[napi(catch_unwind)]
-    pub fn take_tape(&mut self, env: Env, tape: Unknown) -> Result<()> {
-        let dst = unsafe { u32_array_mut(env.raw(), tape.raw()) }?;
-        let n = self.batch.tape.len().min(dst.len());
-        if let (Some(d), Some(src)) = (dst.get_mut(..n), self.batch.tape.get(..n)) {
-            d.copy_from_slice(src);
-        }
-        self.batch.tape.clear();
-        if self.batch.tape.capacity() > KEEP {
-            self.batch.tape = Vec::new();
-        }
-        Ok(())
-    }
-
-    /// The payloads of the last `feedInPlace` that are not in its chunk.
-    #[napi(catch_unwind)]
-    pub fn take_bigs(&mut self) -> Vec<Buffer> {
-        self.batch.bigs.drain(..).map(Buffer::from).collect()
-    }
-
-    /// Frames a data message into `target` at `offset`, as `encode` does
-    /// (its arguments are those of the JS call).
-    /// Returns the frame's length; negative when it does not fit there: the
-    /// frame waits for `takeFrame()`.
-    #[napi(catch_unwind)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn encode_into(&mut self, env: Env, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>, target: Unknown, offset: f64) -> Result<f64> {
-        let key = masking(flags, mask_key.unwrap_or(0)).key(&mut self.masks);
-        let (encoder, out) = (&mut self.encoder, &mut self.out);
-        out.clear();
-        with_bytes(&env, &data, &mut self.scratch, |bytes| {
-            encoder.data(out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key)
-        })?;
-        let n = self.out.len();
-        let dst = unsafe { view_mut(env.raw(), target.raw()) }?;
-        let at = offset as usize;
-        match dst.get_mut(at..).and_then(|d| d.get_mut(..n)) {
-            Some(d) => {
-                d.copy_from_slice(&self.out);
-                self.out.clear();
-                Ok(n as f64)
-            }
-            None => Ok(-(n as f64)),
-        }
-    }
-
-    /// The frame `encodeInto` could not fit, into `target` at `offset`.
-    #[napi(catch_unwind)]
-    pub fn take_frame(&mut self, env: Env, target: Unknown, offset: f64) -> Result<()> {
-        let dst = unsafe { view_mut(env.raw(), target.raw()) }?;
-        let n = self.out.len();
-        match dst.get_mut(offset as usize..).and_then(|d| d.get_mut(..n)) {
-            Some(d) => d.copy_from_slice(&self.out),
-            None => return Err(super::args::js_err("takeFrame: the target is too small")),
-        }
-        self.out.clear();
-        if self.out.capacity() > KEEP {
-            self.out = Vec::new();
-        }
-        Ok(())
-    }
-
-    /// Frames a data message (`opcode` 1 or 2) and returns the bytes to write.
-    #[napi(catch_unwind)]
-    pub fn encode(&mut self, env: Env, data: Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {
-        self.frame(&env, &data, flags, mask_key, |enc, out, bytes, key| {
-            enc.data(out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
-        })
-    }
-
-    /// Only the header of an unmasked data frame of `len` bytes whose payload
-    /// the caller writes itself (so a big payload is not copied); undefined,
-    /// with nothing framed, when the frame is to be compressed.
-    #[napi(catch_unwind)]
-    pub fn encode_header(&mut self, len: f64, opcode: u32, flags: u32) -> Option<Buffer> {
-        let mut out = Vec::with_capacity(10);
-        self.encoder
-            .data_header(&mut out, len as usize, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0)
-            .then(|| out.into())
-    }
-
-    /// Frames a close (8), ping (9) or pong (10) frame.
-    #[napi(catch_unwind)]
-    pub fn encode_control(&mut self, env: Env, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<Buffer> {
-        self.frame(&env, &data, flags, mask_key, |enc, out, bytes, key| enc.control(out, opcode as u8, bytes, key))
-    }
+unsafe extern "C" fn drop_core(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    drop(Box::from_raw(data as *mut StreamCore));
 }
 
-impl StreamCore {
-    fn frame(
-        &mut self,
-        env: &Env,
-        data: &Unknown,
-        flags: u32,
-        mask_key: Option<u32>,
-        write: impl FnOnce(&mut Encoder, &mut Vec<u8>, &[u8], Option<[u8; 4]>),
-    ) -> Result<Buffer> {
-        let key = masking(flags, mask_key.unwrap_or(0)).key(&mut self.masks);
-        let encoder = &mut self.encoder;
-        let mut out = Vec::new();
-        with_bytes(env, data, &mut self.scratch, |bytes| write(encoder, &mut out, bytes, key))?;
-        Ok(out.into())
+/// The core behind an External made by `streamCore`.
+unsafe fn core_of<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a mut StreamCore> {
+    let mut tagged = false;
+    let mut data = null_mut();
+    if sys::napi_check_object_type_tag(env, v, &TAG, &mut tagged) != sys::Status::napi_ok
+        || !tagged
+        || sys::napi_get_value_external(env, v, &mut data) != sys::Status::napi_ok
+        || data.is_null()
+    {
+        return Err(js_err("expected a stream core"));
     }
+    Ok(&mut *(data as *mut StreamCore))
+}
+
+unsafe extern "C" fn new_core(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"streamCore", |[is_server, limits, deflate]| {
+        let mut server = false;
+        sys::napi_get_value_bool(env, is_server, &mut server);
+        let limits = f64s_arg(env, limits).unwrap_or_default();
+        let deflate = f64s_arg(env, deflate);
+        let (receiver, encoder) = conn_config(server, &limits, deflate.as_deref()).codec();
+        let core = Box::new(StreamCore { receiver, encoder, masks: MaskPool::default(), batch: Batch::default(), scratch: Vec::new(), out: Vec::new() });
+        let raw = Box::into_raw(core);
+        let mut out = null_mut();
+        if sys::napi_create_external(env, raw as *mut c_void, Some(drop_core), null_mut(), &mut out) != sys::Status::napi_ok {
+            drop(Box::from_raw(raw));
+            return Err(js_err("could not make a stream core"));
+        }
+        sys::napi_type_tag_object(env, out, &TAG);
+        Ok(out)
+    })
+}
+
+/// Parses a chunk read from the stream in place (unmasking it there),
+/// and writes the event records (the engine's format, connection id 0)
+/// into `tape`. Payload offsets are into `chunk`; records flagged big
+/// index `streamTakeBigs()`. Returns twice the number of words, plus 1 when
+/// there are bigs; negative when `tape` is too small: the records wait
+/// for `streamTakeTape()` with a tape that large.
+unsafe extern "C" fn feed(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"streamFeed", |[core, chunk, tape]| {
+        let core = core_of(env, core)?;
+        let input = view_mut(env, chunk)?;
+        core.batch.feed_external(0, &mut core.receiver, input);
+        let words = core.batch.tape.len();
+        let code = (words * 2 + usize::from(!core.batch.bigs.is_empty())) as f64;
+        let dst = u32_array_mut(env, tape)?;
+        Ok(number(
+            env,
+            match dst.get_mut(..words) {
+                Some(dst) => {
+                    dst.copy_from_slice(&core.batch.tape);
+                    core.batch.tape.clear();
+                    code
+                }
+                None => -code,
+            },
+        ))
+    })
+}
+
+/// The records `streamFeed` could not fit, into `tape`.
+unsafe extern "C" fn take_tape(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"streamTakeTape", |[core, tape]| {
+        let core = core_of(env, core)?;
+        let dst = u32_array_mut(env, tape)?;
+        let n = core.batch.tape.len().min(dst.len());
+        if let (Some(d), Some(src)) = (dst.get_mut(..n), core.batch.tape.get(..n)) {
+            d.copy_from_slice(src);
+        }
+        core.batch.tape.clear();
+        if core.batch.tape.capacity() > KEEP {
+            core.batch.tape = Vec::new();
+        }
+        Ok(undefined(env))
+    })
+}
+
+/// The payloads of the last `streamFeed` that are not in its chunk.
+unsafe extern "C" fn take_bigs(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"streamTakeBigs", |[core]| {
+        let core = core_of(env, core)?;
+        let mut out = null_mut();
+        sys::napi_create_array_with_length(env, core.batch.bigs.len(), &mut out);
+        for (i, b) in core.batch.bigs.drain(..).enumerate() {
+            sys::napi_set_element(env, out, i as u32, give_buffer(env, b));
+        }
+        Ok(out)
+    })
+}
+
+/// The mask key a send's flags ask for.
+unsafe fn key_of(env: sys::napi_env, core: &mut StreamCore, flags: u32, key: sys::napi_value) -> Option<[u8; 4]> {
+    masking(flags, u32_arg(env, key).unwrap_or(0)).key(&mut core.masks)
+}
+
+/// Frames a data message into `target` at `offset`. Returns the frame's
+/// length; negative when it does not fit there: the frame waits for
+/// `streamTakeFrame()`.
+unsafe extern "C" fn encode_into(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"streamEncodeInto", |[core, data, opcode, flags, key, target, offset]| {
+        let core = core_of(env, core)?;
+        let (opcode, flags) = (u32_arg(env, opcode).unwrap_or(1), u32_arg(env, flags).unwrap_or(0));
+        let key = key_of(env, core, flags, key);
+        core.out.clear();
+        let bytes = payload(env, data, &mut core.scratch)?;
+        core.encoder.data(&mut core.out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
+        let n = core.out.len();
+        let dst = view_mut(env, target)?;
+        let at = f64_arg(env, offset).unwrap_or(0.0) as usize;
+        Ok(number(
+            env,
+            match dst.get_mut(at..).and_then(|d| d.get_mut(..n)) {
+                Some(d) => {
+                    d.copy_from_slice(&core.out);
+                    core.out.clear();
+                    n as f64
+                }
+                None => -(n as f64),
+            },
+        ))
+    })
+}
+
+/// The frame `streamEncodeInto` could not fit, into `target` at `offset`.
+unsafe extern "C" fn take_frame(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"streamTakeFrame", |[core, target, offset]| {
+        let core = core_of(env, core)?;
+        let dst = view_mut(env, target)?;
+        let n = core.out.len();
+        let at = f64_arg(env, offset).unwrap_or(0.0) as usize;
+        match dst.get_mut(at..).and_then(|d| d.get_mut(..n)) {
+            Some(d) => d.copy_from_slice(&core.out),
+            None => return Err(js_err("streamTakeFrame: the target is too small")),
+        }
+        core.out.clear();
+        if core.out.capacity() > KEEP {
+            core.out = Vec::new();
+        }
+        Ok(undefined(env))
+    })
+}
+
+/// Frames a data message (`opcode` 1 or 2) and returns the bytes to write.
+unsafe extern "C" fn encode(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"streamEncode", |[core, data, opcode, flags, key]| {
+        let core = core_of(env, core)?;
+        let (opcode, flags) = (u32_arg(env, opcode).unwrap_or(1), u32_arg(env, flags).unwrap_or(0));
+        let key = key_of(env, core, flags, key);
+        let mut out = Vec::new();
+        let bytes = payload(env, data, &mut core.scratch)?;
+        core.encoder.data(&mut out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
+        Ok(give_buffer(env, out))
+    })
+}
+
+/// Only the header of an unmasked data frame of `len` bytes whose payload
+/// the caller writes itself (so a big payload is not copied); undefined,
+/// with nothing framed, when the frame is to be compressed.
+unsafe extern "C" fn encode_header(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"streamEncodeHeader", |[core, len, opcode, flags]| {
+        let core = core_of(env, core)?;
+        let (opcode, flags) = (u32_arg(env, opcode).unwrap_or(1), u32_arg(env, flags).unwrap_or(0));
+        let len = f64_arg(env, len).unwrap_or(0.0) as usize;
+        let mut out = Vec::with_capacity(10);
+        if !core.encoder.data_header(&mut out, len, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0) {
+            return Ok(undefined(env));
+        }
+        Ok(give_buffer(env, out))
+    })
+}
+
+/// Frames a close (8), ping (9) or pong (10) frame.
+unsafe extern "C" fn encode_control(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"streamEncodeControl", |[core, opcode, data, flags, key]| {
+        let core = core_of(env, core)?;
+        let (opcode, flags) = (u32_arg(env, opcode).unwrap_or(9), u32_arg(env, flags).unwrap_or(0));
+        let key = key_of(env, core, flags, key);
+        let mut out = Vec::new();
+        let bytes = payload(env, data, &mut core.scratch)?;
+        core.encoder.control(&mut out, opcode as u8, bytes, key);
+        Ok(give_buffer(env, out))
+    })
 }

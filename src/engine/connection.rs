@@ -74,6 +74,8 @@ pub struct Conn {
     offload: Option<Box<Offloaded>>,
     /// Input the receiver left while a message inflates on the pool.
     pub stash: Vec<u8>,
+    /// The socket's errno when it failed while a message inflated.
+    pub failed: i32,
     /// The last write attempt left bytes the kernel did not take.
     pub blocked: bool,
     pub poll_events: c_int,
@@ -114,6 +116,7 @@ impl Conn {
             deflate_min: 0,
             offload: None,
             stash: Vec::new(),
+            failed: 0,
             blocked: false,
             poll_events: 0,
             paused: false,
@@ -387,10 +390,10 @@ impl Conn {
     /// The poll events this connection needs now.
     pub fn wanted_events(&self) -> c_int {
         let mut ev = 0;
-        if !self.paused && !self.eof && !self.closed && !self.receiver.is_inflating() {
+        if !self.paused && !self.eof && !self.closed && !self.receiver.is_inflating() && self.failed == 0 {
             ev |= uv::READABLE;
         }
-        if self.pending() > 0 && !self.closed {
+        if self.pending() > 0 && !self.closed && self.failed == 0 {
             ev |= uv::WRITABLE;
         }
         ev

@@ -69,6 +69,14 @@ unsafe extern "C" fn free_big(_env: sys::napi_env, _data: *mut c_void, hint: *mu
     drop(Box::from_raw(hint as *mut Vec<u8>));
 }
 
+/// Hands `v` to JS as a Buffer of its own, without copying.
+///
+/// # Safety
+/// Call on the JS thread of `env`.
+pub unsafe fn give_buffer(env: sys::napi_env, v: Vec<u8>) -> sys::napi_value {
+    give_to_js(env, v, Some(free_big))
+}
+
 /// Hands `v` to JS as a Buffer without copying; `free` gets it back when
 /// the Buffer is collected.
 unsafe fn give_to_js(env: sys::napi_env, v: Vec<u8>, free: sys::napi_finalize) -> sys::napi_value {

@@ -391,11 +391,26 @@ impl Engine {
         match op(c, &mut self.batch, &mut self.bufs) {
             Io::Open => self.update_poll(c),
             Io::Done => self.close_conn(c, 0),
-            Io::Failed(e) => self.close_conn(c, e),
+            Io::Failed(e) => self.fail_conn(c, e),
         }
         self.release(c);
         self.submit_inflates();
         self.wake();
+    }
+
+    /// The socket failed: close, unless a message read before the failure
+    /// is inflating on the pool; then once it is delivered (see `pool_done`).
+    fn fail_conn(&mut self, c: &mut Conn, errno: i32) {
+        // The read that found the failure may have handed a message out.
+        self.submit_inflates();
+        if c.receiver.is_inflating() {
+            if c.failed == 0 {
+                c.failed = errno;
+            }
+            self.update_poll(c);
+        } else {
+            self.close_conn(c, errno);
+        }
     }
 
     /// Makes the pool and its doorbell, once; false when there is none.
@@ -460,7 +475,12 @@ impl Engine {
                     if ok && !stash.is_empty() {
                         c.stash = self.batch.feed_copy(id, &mut c.receiver, &stash);
                     }
-                    self.update_poll(c);
+                    if c.failed != 0 && !c.receiver.is_inflating() {
+                        let errno = std::mem::take(&mut c.failed);
+                        self.close_conn(c, errno);
+                    } else {
+                        self.update_poll(c);
+                    }
                 }
                 Done::Inflated(_) => {}
                 Done::Panicked => {
@@ -586,7 +606,7 @@ unsafe fn poll_event(eng: &mut Engine, c: &mut Conn, status: c_int, events: c_in
             Io::Failed(e) => e,
             _ => syscall::socket_error(c.fd).unwrap_or(-status),
         };
-        eng.close_conn(c, errno);
+        eng.fail_conn(c, errno);
         return;
     }
     if events & uv::WRITABLE != 0 {
