@@ -2,9 +2,10 @@
 
 // After the engine adopts a socket's fd, the net.Socket the application
 // holds (`req.socket`, the `socket` of 'upgrade' and handleUpgrade(),
-// `ws._socket`) stays the connection. Node keeps its handle open but never
-// reads from it again; the stream methods that would touch the fd go to the
-// engine instead, so that raw writes queue behind the frames already sent,
+// `ws._socket`) stays the connection. Node keeps its handle (on the same fd,
+// which the engine polls) open but never reads from it again, and closes it
+// once the engine has let go; the stream methods that would touch the fd go
+// to the engine instead, so that raw writes queue behind the frames already sent,
 // end() half-closes after them and destroy() closes both. Everything else
 // (addresses, setKeepAlive, setNoDelay, setTimeout, ref/unref, its events)
 // is Node's own.

@@ -18,6 +18,9 @@ const EV = {
   EOF: 8,
   CLOSED: 9,
   FINISH: 10,
+  REQUEST: 11,
+  HANDOFF: 12,
+  DRAINED: 13,
   BIG: 0x80
 };
 

@@ -5,7 +5,10 @@
 // file turns the batch into calls on each WebSocket and on its socket, which
 // stays the application's live connection (adopted-socket.js).
 
+const net = require('net');
 const { getSystemErrorName } = require('util');
+
+const CLOSING = 2;
 
 const binding = require('./binding');
 
@@ -21,7 +24,27 @@ const { keepLive } = require('./adopted-socket');
 const { watch } = require('./socket-events');
 
 const transports = new Map();
+/** Native listeners (native-listener.js), and their connections' pending handshakes, by id. */
+const listeners = new Map();
+const handshakes = new Map();
 let engine = null;
+
+/** Socket-less transports whose 'close' waits for their handle's close. */
+const closing = new Map();
+
+function getEngine() {
+  if (engine === null) engine = new binding.NativeEngine(onBatch, onHandleClosed);
+  return engine;
+}
+
+/** A listener's connection's handle closed: a socket-less transport's 'close'. */
+function onHandleClosed(id) {
+  const tr = closing.get(id);
+  if (tr !== undefined) {
+    closing.delete(id);
+    tr.socketClosed();
+  }
+}
 
 // The batch being delivered. Kept in module state so that, when a listener
 // throws, the engine can report the error and call `onBatch()` again to go
@@ -44,11 +67,15 @@ function onBatch(t, ar, bg) {
   }
   while (pos < tape.length) {
     const word = tape[pos];
-    const tr = transports.get(tape[pos + 1]);
+    const id = tape[pos + 1];
+    const tr = transports.get(id);
     const a = tape[pos + 2];
     const b = tape[pos + 3];
     pos += 4;
-    if (tr === undefined) continue;
+    if (tr === undefined) {
+      listenerRecord(word, id, a, b);
+      continue;
+    }
     if (tr.timed) tr.socket._unrefTimer();
     if (deliverFrame(tr.ws, word, a, b, arena, bigs)) continue;
     switch (word & 0x7f) {
@@ -56,7 +83,8 @@ function onBatch(t, ar, bg) {
         tr._ack(a, b, word >>> 8);
         break;
       case EV.EOF:
-        tr.socket.push(null);
+        if (tr.socket !== null) tr.socket.push(null);
+        else process.nextTick(emitEnd, tr);
         break;
       case EV.FINISH:
         tr._finish();
@@ -67,6 +95,41 @@ function onBatch(t, ar, bg) {
     }
   }
   tape = arena = bigs = null;
+}
+
+/** A record of a native listener or of a connection before its upgrade. */
+function listenerRecord(word, id, a, b) {
+  switch (word & 0x7f) {
+    case EV.REQUEST: {
+      const l = listeners.get(word >>> 8);
+      if (l !== undefined) l.onRequest(id, arena.latin1Slice(a, a + b));
+      break;
+    }
+    case EV.HANDOFF: {
+      const l = listeners.get(arena.readUInt32LE(a));
+      if (l !== undefined) l.onHandoff(word >>> 8, Buffer.from(arena.subarray(a + 4, a + b)));
+      break;
+    }
+    case EV.DRAINED: {
+      const l = listeners.get(id);
+      if (l !== undefined) l.onDrained();
+      break;
+    }
+    case EV.CLOSED: {
+      const hs = handshakes.get(id);
+      if (hs !== undefined) {
+        handshakes.delete(id);
+        hs.gone = true;
+        if (hs.sock !== null) hs.sock.destroy();
+      }
+      break;
+    }
+  }
+}
+
+/** A socket-less connection's peer ended: as a net.Socket's 'end' would. */
+function emitEnd(tr) {
+  tr.ws._onEnd();
 }
 
 function destroyedError() {
@@ -114,6 +177,10 @@ class NativeTransport {
     this.failure = null;
     /** Callbacks of sends refused before the engine's close was delivered. */
     this.refused = null;
+    // Without a socket (a native listener's connection): end() called,
+    // destroyed (or closed by the engine).
+    this.ended = false;
+    this.destroyed = false;
   }
 
   get bufferedAmount() {
@@ -198,25 +265,60 @@ class NativeTransport {
   }
 
   end() {
+    if (this.socket === null) {
+      if (!this.ended) {
+        this.ended = true;
+        if (!this.closed) engine.end(this.id);
+      }
+      return;
+    }
     // Ending twice makes Node build (and drop) an error: skip it.
     if (!this.socket.writableEnded) this.socket.end();
   }
 
   destroy() {
-    this.socket.destroy();
+    if (this.socket !== null) return this.socket.destroy();
+    if (this.destroyed) return;
+    // As a net.Socket's destroy(): 'close' comes from the handle's close.
+    this.destroyed = true;
+    if (!this.closed) closing.set(this.id, this);
+    this.detach();
   }
 
   pause() {
-    this.socket.pause();
+    if (this.socket !== null) this.socket.pause();
+    else this.setPaused(true);
   }
 
   resume() {
-    this.socket.resume();
+    if (this.socket !== null) this.socket.resume();
+    else this.setPaused(false);
   }
 
   /** After a close frame: read on, paused or not (the parser ignores the rest). */
   readToEnd() {
-    if (this.ws._paused) this.socket.resume();
+    if (this.ws._paused) this.resume();
+  }
+
+  /**
+   * The net.Socket of a connection a native listener accepted, made when
+   * the application first asks for it (`ws._socket`, `req.socket`): a
+   * socket over the engine's fd, adopted as any other.
+   */
+  materialize() {
+    if (this.socket !== null) return this.socket;
+    const socket = this.closed ? null : socketOver(this.id);
+    if (socket === null) return goneSocket(this.engineClosed && this.failure === null);
+    this.adoptSocket(socket);
+    return socket;
+  }
+
+  /** Makes `socket` this connection's live socket (adopted-socket.js). */
+  adoptSocket(socket) {
+    this.socket = socket;
+    keepLive(socket, this);
+    watch(socket, this.ws);
+    if (this.ended) socket.end();
   }
 
   // ---- The adopted socket's stream methods (adopted-socket.js). ----
@@ -279,7 +381,16 @@ class NativeTransport {
       this.counts = engine.counters(this.id);
       // An error is the socket's, as Node reports it; a clean end lets the
       // 'end' and 'finish' already queued come first.
-      if (errno) this.socket.destroy(this._socketError(errno));
+      if (this.socket === null) {
+        // As a net.Socket's: an error a tick later, 'close' from the
+        // handle's close callback (onHandleClosed).
+        this.destroyed = true;
+        closing.set(this.id, this);
+        if (errno) {
+          this._socketError(errno);
+          process.nextTick(failSocketless, this);
+        }
+      } else if (errno) this.socket.destroy(this._socketError(errno));
       else process.nextTick(destroySocket, this.socket);
     }
     const refused = this.refused;
@@ -307,6 +418,40 @@ function destroySocket(socket) {
   socket.destroy();
 }
 
+/** A socket-less connection failed: as a net.Socket's 'error' makes the WebSocket closing. */
+function failSocketless(tr) {
+  tr.ws._readyState = CLOSING;
+}
+
+/**
+ * A net.Socket over connection `id`'s own fd, which the engine lends it (it
+ * never reads or writes it itself; adopted-socket.js routes its I/O to the
+ * engine). Null when the connection is gone.
+ */
+function socketOver(id) {
+  const fd = getEngine().shareFd(id);
+  if (fd < 0) return null;
+  try {
+    return new net.Socket({ fd, manualStart: true });
+  } finally {
+    engine.resumePoll(id);
+  }
+}
+
+/**
+ * A socket that has closed (it emits 'close' on the next tick); with
+ * `ended`, one whose both sides ended first, as after a clean close.
+ */
+function goneSocket(ended) {
+  const socket = new net.Socket();
+  if (ended) {
+    socket._writableState.ended = socket._writableState.finished = true;
+    socket._readableState.ended = socket._readableState.endEmitted = true;
+  }
+  socket.destroy();
+  return socket;
+}
+
 /** Whether the engine can take this socket over. */
 function canAdopt(socket) {
   const handle = socket._handle;
@@ -327,16 +472,21 @@ function canAdopt(socket) {
  * Returns null, with the socket untouched, when the engine refuses it.
  */
 function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
-  if (engine === null) engine = new binding.NativeEngine(onBatch);
+  getEngine();
 
   const parts = head && head.length ? [head] : [];
   let chunk;
   while ((chunk = socket.read()) !== null) parts.push(chunk);
   const pending = parts.length ? Buffer.concat(parts) : undefined;
 
+  // Node's handle stops reading first: libuv takes one handle per fd, and
+  // from now on the engine's poll is it (adopted-socket.js).
+  const handle = socket._handle;
+  handle.readStop();
+  handle.reading = false;
   let id;
   try {
-    id = engine.adopt(socket._handle.fd, isServer, limits, deflate, pending, initial);
+    id = engine.adopt(handle.fd, isServer, limits, deflate, pending, initial);
   } catch {
     if (pending) socket.unshift(pending);
     return null;
@@ -350,8 +500,23 @@ function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
   return tr;
 }
 
+/**
+ * The transport of a connection a native listener accepted and the engine
+ * just upgraded; `socket`, when the application already asked for one.
+ */
+function attachUpgraded(id, ws, socket) {
+  const tr = new NativeTransport(id, ws, null);
+  tr.base = [0, 0];
+  transports.set(id, tr);
+  if (socket) {
+    socket.setTimeout(0);
+    tr.adoptSocket(socket);
+  }
+  return tr;
+}
+
 function engineStats() {
   return engine === null ? [0, 0, 0, 0, 0] : engine.stats();
 }
 
-module.exports = { adopt, canAdopt, engineStats };
+module.exports = { adopt, attachUpgraded, canAdopt, engineStats, getEngine, goneSocket, handshakes, listeners, socketOver };

@@ -4,10 +4,11 @@
 // http server, with ws's options, checks, status codes and events.
 
 const EventEmitter = require('events');
-const http = require('http');
 const { createHash } = require('crypto');
 
 const extension = require('./extension');
+const { abortResponse, upgradeRequired } = require('./http-responses');
+const nativeListener = require('./native-listener');
 const PerMessageDeflate = require('./permessage-deflate');
 const subprotocol = require('./subprotocol');
 const WebSocket = require('./websocket');
@@ -56,19 +57,20 @@ class WebSocketServer extends EventEmitter {
       );
     }
 
-    if (options.port != null) {
-      this._server = http.createServer((req, res) => {
-        const body = http.STATUS_CODES[426];
-        res.writeHead(426, { 'Content-Length': body.length, 'Content-Type': 'text/plain' });
-        res.end(body);
-      });
+    this._emitConnection = this.emit.bind(this, 'connection');
+    this._listener = null;
+    if (options.port != null && nativeListener.usable(options)) {
+      this._listener = nativeListener.listen(this, options, callback);
+      this._server = this._listener.http;
+    } else if (options.port != null) {
+      this._server = upgradeRequired();
       this._server.listen(options.port, options.host, options.backlog, callback);
     } else if (options.server) {
       this._server = options.server;
     }
 
     if (this._server) {
-      const emitConnection = this.emit.bind(this, 'connection');
+      const emitConnection = this._emitConnection;
       const listeners = {
         listening: this.emit.bind(this, 'listening'),
         error: this.emit.bind(this, 'error'),
@@ -94,6 +96,7 @@ class WebSocketServer extends EventEmitter {
     if (this.options.noServer) {
       throw new Error('The server is operating in "noServer" mode');
     }
+    if (this._listener) return this._listener.address();
     if (!this._server) return null;
     return this._server.address();
   }
@@ -117,7 +120,10 @@ class WebSocketServer extends EventEmitter {
       this._removeListeners = this._server = null;
     }
 
-    if (this.options.noServer || this.options.server) {
+    if (this._listener) {
+      // As the internal server's close(): once its connections are gone.
+      this._listener.close(() => emitClose(this));
+    } else if (this.options.noServer || this.options.server) {
       if (this.clients && this.clients.size) this._shouldEmitClose = true;
       else process.nextTick(emitClose, this);
     } else {
@@ -138,7 +144,15 @@ class WebSocketServer extends EventEmitter {
 
   handleUpgrade(req, socket, head, cb) {
     socket.on('error', socketOnError);
+    this._handshake(req, new SocketChannel(socket, head), cb);
+  }
 
+  /**
+   * The server side of the opening handshake, on a channel: a socket
+   * (`SocketChannel`), or a connection a native listener holds
+   * (native-listener.js).
+   */
+  _handshake(req, socket, cb) {
     const key = req.headers['sec-websocket-key'];
     const upgrade = req.headers.upgrade;
     const version = +req.headers['sec-websocket-version'];
@@ -158,7 +172,7 @@ class WebSocketServer extends EventEmitter {
       });
     }
     if (!this.shouldHandle(req)) {
-      abortHandshake(socket, 400);
+      socket.reject(400);
       return;
     }
 
@@ -195,31 +209,35 @@ class WebSocketServer extends EventEmitter {
     if (verify) {
       const info = {
         origin: req.headers[version === 8 ? 'sec-websocket-origin' : 'origin'],
-        secure: !!(req.socket.authorized || req.socket.encrypted),
+        secure: socket.secure(),
         req
       };
       if (verify.length === 2) {
         verify(info, (verified, code, message, headers) => {
-          if (!verified) return abortHandshake(socket, code || 401, message, headers);
-          this.completeUpgrade(extensions, key, protocols, req, socket, head, cb);
+          if (!verified) return socket.reject(code || 401, message, headers);
+          this._complete(extensions, key, protocols, req, socket, cb);
         });
         return;
       }
-      if (!verify(info)) return abortHandshake(socket, 401);
+      if (!verify(info)) return socket.reject(401);
     }
 
-    this.completeUpgrade(extensions, key, protocols, req, socket, head, cb);
+    this._complete(extensions, key, protocols, req, socket, cb);
   }
 
   completeUpgrade(extensions, key, protocols, req, socket, head, cb) {
-    if (!socket.readable || !socket.writable) return socket.destroy();
-    if (socket[kWebSocket]) {
+    this._complete(extensions, key, protocols, req, new SocketChannel(socket, head), cb);
+  }
+
+  _complete(extensions, key, protocols, req, socket, cb) {
+    if (!socket.usable()) return socket.destroy();
+    if (socket.taken()) {
       throw new Error(
         'server.handleUpgrade() was called more than once with the same ' +
           'socket, possibly due to a misconfiguration'
       );
     }
-    if (this._state > RUNNING) return abortHandshake(socket, 503);
+    if (this._state > RUNNING) return socket.reject(503);
 
     const accept = createHash('sha1').update(key + GUID).digest('base64');
     const headers = [
@@ -250,20 +268,13 @@ class WebSocketServer extends EventEmitter {
     this.emit('headers', headers, req);
 
     const response = Buffer.from(headers.concat('\r\n').join('\r\n'), 'latin1');
-    socket.removeListener('error', socketOnError);
-    socket[kWebSocket] = ws;
-    ws.setSocket(
-      socket,
-      head,
-      {
-        allowSynchronousEvents: this.options.allowSynchronousEvents,
-        maxBufferedChunks: this.options.maxBufferedChunks,
-        maxFragments: this.options.maxFragments,
-        maxPayload: this.options.maxPayload,
-        skipUTF8Validation: this.options.skipUTF8Validation
-      },
-      response
-    );
+    socket.start(ws, response, {
+      allowSynchronousEvents: this.options.allowSynchronousEvents,
+      maxBufferedChunks: this.options.maxBufferedChunks,
+      maxFragments: this.options.maxFragments,
+      maxPayload: this.options.maxPayload,
+      skipUTF8Validation: this.options.skipUTF8Validation
+    });
 
     if (this.clients) {
       this.clients.add(ws);
@@ -286,28 +297,57 @@ function socketOnError() {
   this.destroy();
 }
 
-/** Writes an HTTP error response and closes the socket. */
-function abortHandshake(socket, code, message, headers) {
-  message = message || http.STATUS_CODES[code];
-  headers = {
-    Connection: 'close',
-    'Content-Type': 'text/html',
-    'Content-Length': Buffer.byteLength(message),
-    ...headers
-  };
-  const lines = Object.keys(headers).map((h) => `${h}: ${headers[h]}`);
-  socket.once('finish', socket.destroy);
-  socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\n${lines.join('\r\n')}\r\n\r\n${message}`);
-}
-
 /** With a `wsClientError` listener the listener owns the socket; else abort. */
 function rejectOrReport(server, req, socket, code, message, headers) {
   if (server.listenerCount('wsClientError')) {
     const err = new Error(message);
     Error.captureStackTrace(err, rejectOrReport);
-    server.emit('wsClientError', err, socket, req);
+    server.emit('wsClientError', err, socket.own(), req);
   } else {
-    abortHandshake(socket, code, message, headers);
+    socket.reject(code, message, headers);
+  }
+}
+
+/** A handshake on a socket Node's http server gave ('upgrade', handleUpgrade). */
+class SocketChannel {
+  constructor(socket, head) {
+    this.socket = socket;
+    this.head = head;
+  }
+
+  secure() {
+    return !!(this.socket.authorized || this.socket.encrypted);
+  }
+
+  /** Writes an HTTP error response and closes the socket. */
+  reject(code, message, headers) {
+    const socket = this.socket;
+    socket.once('finish', socket.destroy);
+    socket.end(abortResponse(code, message, headers));
+  }
+
+  /** The socket, for a `wsClientError` listener. */
+  own() {
+    return this.socket;
+  }
+
+  usable() {
+    return this.socket.readable && this.socket.writable;
+  }
+
+  destroy() {
+    this.socket.destroy();
+  }
+
+  taken() {
+    return !!this.socket[kWebSocket];
+  }
+
+  start(ws, response, options) {
+    const socket = this.socket;
+    socket.removeListener('error', socketOnError);
+    socket[kWebSocket] = ws;
+    ws.setSocket(socket, this.head, options, response);
   }
 }
 

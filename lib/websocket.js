@@ -54,7 +54,7 @@ class WebSocket extends EventEmitter {
     this._protocol = '';
     this._readyState = CONNECTING;
     this._transport = null;
-    this._socket = null;
+    this._sock = null;
     this._sender = null;
     this._bufferedAmount = 0;
     this._deferred = null;
@@ -110,30 +110,31 @@ class WebSocket extends EventEmitter {
   }
 
   /**
+   * The net.Socket under the connection. A `{ port }` server's connections
+   * (native listener) have one only once it is asked for.
+   */
+  get _socket() {
+    const tr = this._transport;
+    if (this._sock === null && tr !== null && tr.materialize) {
+      this._sock = tr.socket === null ? tr.materialize() : tr.socket;
+    }
+    return this._sock;
+  }
+
+  set _socket(socket) {
+    this._sock = socket;
+  }
+
+  /**
    * Starts the open connection on `socket`, after a completed handshake.
    * @param {Object} options limits from the server or client options
    * @param {Buffer} [initial] bytes to write first (the server's 101 response)
    */
   setSocket(socket, head, options, initial) {
-    const pmd = this._extensions[PerMessageDeflate.extensionName];
-    const maxPayload = options.maxPayload === undefined ? 100 * 1024 * 1024 : options.maxPayload;
-    const config = {
-      isServer: this._isServer,
-      limits: [
-        maxPayload > 0 ? maxPayload : 0,
-        options.maxFragments | 0,
-        options.maxBufferedChunks | 0,
-        options.skipUTF8Validation ? 1 : 0
-      ],
-      deflate: pmd ? pmd.engineConfig() : undefined,
-      head,
-      initial
-    };
-
-
-    this._socket = socket;
-    this._generateMask = options.generateMask;
-    this._allowSynchronousEvents = options.allowSynchronousEvents !== false;
+    const config = this._config(options);
+    config.head = head;
+    config.initial = initial;
+    this._sock = socket;
 
     if (nativeTransport.canAdopt(socket)) {
       this._transport = nativeTransport.adopt(socket, this, config);
@@ -143,7 +144,39 @@ class WebSocket extends EventEmitter {
     if (!this._transport) {
       this._transport = streamTransport.attach(socket, this, config);
     }
+    this._opened();
+  }
 
+  /**
+   * Starts the open connection on a transport `attach(this)` makes (a
+   * native listener's upgraded connection, native-listener.js).
+   */
+  _setTransport(attach) {
+    this._transport = attach(this);
+    this._opened();
+  }
+
+  /** The limits and deflate parameters of the connection, for a transport. */
+  _config(options) {
+    const pmd = this._extensions[PerMessageDeflate.extensionName];
+    const maxPayload = options.maxPayload === undefined ? 100 * 1024 * 1024 : options.maxPayload;
+    this._generateMask = options.generateMask;
+    this._allowSynchronousEvents = options.allowSynchronousEvents !== false;
+    return {
+      isServer: this._isServer,
+      limits: [
+        maxPayload > 0 ? maxPayload : 0,
+        options.maxFragments | 0,
+        options.maxBufferedChunks | 0,
+        options.skipUTF8Validation ? 1 : 0
+      ],
+      deflate: pmd ? pmd.engineConfig() : undefined,
+      head: undefined,
+      initial: undefined
+    };
+  }
+
+  _opened() {
     this._sender = new Sender(this);
     this._readyState = OPEN;
     this.emit('open');
@@ -296,7 +329,7 @@ class WebSocket extends EventEmitter {
       (ab) => {
         this._bufferedAmount -= blob.size;
         if (job.failed) return;
-        if (!this._transport || this._transport.closed || this._socket.destroyed) {
+        if (!this._transport || this._transport.closed || (this._sock !== null && this._sock.destroyed)) {
           this._failDeferred(new Error('The socket was closed while the blob was being read'));
           return;
         }

@@ -13,6 +13,12 @@ use crate::engine::{Engine, Masking, Sent};
 /// Buffers at least this big are sent from JS memory without a copy.
 const EXTERNAL_MIN: usize = 64 * 1024;
 
+#[napi(object)]
+pub struct HandedOver {
+    pub fd: i32,
+    pub rest: Buffer,
+}
+
 #[napi]
 pub struct NativeEngine {
     eng: *mut Engine,
@@ -21,10 +27,11 @@ pub struct NativeEngine {
 
 #[napi]
 impl NativeEngine {
-    /// `onBatch(tape, arena, bigs)` receives every loop turn's events.
+    /// `onBatch(tape, arena, bigs)` receives every loop turn's events;
+    /// `onClosed(id)` hears when a listener's connection's handle closed.
     #[napi(constructor, catch_unwind)]
-    pub fn new(env: Env, on_batch: Unknown) -> Result<Self> {
-        let eng = unsafe { Engine::create(env.raw(), on_batch.raw()) }.map_err(js_err)?;
+    pub fn new(env: Env, on_batch: Unknown, on_closed: Unknown) -> Result<Self> {
+        let eng = unsafe { Engine::create(env.raw(), on_batch.raw(), on_closed.raw()) }.map_err(js_err)?;
         Ok(NativeEngine { eng, scratch: Vec::new() })
     }
 
@@ -53,6 +60,72 @@ impl NativeEngine {
 
     // Data frames are queued by `engineSend` (below), a plain N-API
     // function without this class's per-call wrapper.
+
+    /// Listens for a `{ port }` server on `ip` (an IP address; "" for
+    /// every address, `::` with IPv4 too). `["ok", id, address, family,
+    /// port]`, or `["error", errno, syscall]`.
+    #[napi(catch_unwind)]
+    pub fn listen(&mut self, ip: String, port: u32, backlog: i32) -> Vec<String> {
+        let any: std::net::IpAddr = std::net::Ipv6Addr::UNSPECIFIED.into();
+        let addr = if ip.is_empty() { Ok(any) } else { ip.parse::<std::net::IpAddr>() };
+        let Ok(addr) = addr else { return vec!["error".into(), libc::EINVAL.to_string(), "listen".into()] };
+        let backlog = if backlog > 0 { backlog } else { 511 };
+        let mut result = self.engine().listen(addr, port as u16, backlog);
+        if ip.is_empty() && matches!(result, Err((libc::EAFNOSUPPORT, _))) {
+            // No IPv6 here: every IPv4 address, as Node falls back.
+            result = self.engine().listen(std::net::Ipv4Addr::UNSPECIFIED.into(), port as u16, backlog);
+        }
+        match result {
+            Ok((id, a)) => {
+                let family = if a.is_ipv6() { "IPv6" } else { "IPv4" };
+                vec!["ok".into(), id.to_string(), a.ip().to_string(), family.into(), a.port().to_string()]
+            }
+            Err((errno, syscall)) => vec!["error".into(), errno.to_string(), syscall.into()],
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn listener_connections(&self, id: u32) -> u32 {
+        self.engine().listener_connections(id) as u32
+    }
+
+    #[napi(catch_unwind)]
+    pub fn close_listener(&mut self, id: u32) {
+        self.engine().close_listener(id);
+    }
+
+    /// Completes the upgrade of a listener's connection; see `conn_config`.
+    #[napi(catch_unwind)]
+    pub fn upgrade(&mut self, id: u32, response: BufferSlice, limits: Vec<f64>, deflate: Option<Vec<f64>>) -> bool {
+        let config = conn_config(true, &limits, deflate.as_deref());
+        self.engine().upgrade(id, config, &response)
+    }
+
+    /// Writes `response`, then ends and closes a listener's connection.
+    #[napi(catch_unwind)]
+    pub fn refuse(&mut self, id: u32, response: BufferSlice) {
+        self.engine().refuse(id, &response);
+    }
+
+    /// Gives a listener's connection to JS: `{ fd, rest }`, or null when
+    /// it is gone.
+    #[napi(catch_unwind)]
+    pub fn hand_over(&mut self, id: u32) -> Option<HandedOver> {
+        self.engine().hand_over(id).map(|(fd, rest)| HandedOver { fd, rest: rest.into() })
+    }
+
+    /// A connection's fd, lent to a `net.Socket` (see `Engine::share_fd`);
+    /// -1 when the connection is gone. Call `resumePoll` once the socket
+    /// is made.
+    #[napi(catch_unwind)]
+    pub fn share_fd(&mut self, id: u32) -> i32 {
+        self.engine().share_fd(id).unwrap_or(-1)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn resume_poll(&mut self, id: u32) {
+        self.engine().resume_poll(id);
+    }
 
     /// Queues a close (8), ping (9) or pong (10) frame.
     #[napi(catch_unwind)]

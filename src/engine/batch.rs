@@ -18,6 +18,15 @@ pub const EV_ACK: u32 = 7;
 pub const EV_EOF: u32 = 8;
 pub const EV_CLOSED: u32 = 9;
 pub const EV_FINISH: u32 = 10;
+/// A native listener's connection sent an upgrade request (extra: the
+/// listener; payload: method, URL, then header names and values, NUL
+/// between them).
+pub const EV_REQUEST: u32 = 11;
+/// A native listener's connection goes to Node's HTTP server (extra: its fd;
+/// payload: the listener as 4 bytes LE, then the bytes read so far).
+pub const EV_HANDOFF: u32 = 12;
+/// A closed listener's last connection is gone (id: the listener).
+pub const EV_DRAINED: u32 = 13;
 /// Set on a data record whose payload travels as its own Buffer.
 pub const EV_BIG: u32 = 0x80;
 
@@ -227,6 +236,21 @@ impl Batch {
     /// `errno` is the socket's error, if it failed (`reason | errno << 2`).
     pub fn ack_failed(&mut self, id: u32, failed: u32, reason: u32, errno: i32) {
         self.record(EV_ACK, reason | (errno.unsigned_abs() << 2), id, 0, failed);
+    }
+
+    pub fn request(&mut self, id: u32, listener: u32, record: &[u8]) {
+        self.bytes(EV_REQUEST, listener, id, record);
+    }
+
+    pub fn handoff(&mut self, id: u32, listener: u32, fd: i32, read: &[u8]) {
+        let mut payload = Vec::with_capacity(4 + read.len());
+        payload.extend_from_slice(&listener.to_le_bytes());
+        payload.extend_from_slice(read);
+        self.bytes(EV_HANDOFF, fd.unsigned_abs(), id, &payload);
+    }
+
+    pub fn drained(&mut self, listener: u32) {
+        self.record(EV_DRAINED, 0, listener, 0, 0);
     }
 
     pub fn eof(&mut self, id: u32) {

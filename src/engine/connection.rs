@@ -76,6 +76,18 @@ pub struct Conn {
     pub stash: Vec<u8>,
     /// The socket's errno when it failed while a message inflated.
     pub failed: i32,
+    /// The native listener that accepted this connection (0: adopted).
+    pub listener: u32,
+    /// Accepted by a listener and not upgraded yet: bytes read go to
+    /// `head` while the request is read, then to `stash`.
+    pub handshaking: bool,
+    pub head: Option<Vec<u8>>,
+    /// Close once the write side is shut (a refused handshake).
+    pub close_on_finish: bool,
+    /// Tell JS when the handle has closed (see `Engine::closed_callback`).
+    pub notify_closed: bool,
+    /// A net.Socket has the fd too (`Engine::share_fd`) and closes it.
+    pub fd_shared: bool,
     /// The last write attempt left bytes the kernel did not take.
     pub blocked: bool,
     pub poll_events: c_int,
@@ -117,6 +129,12 @@ impl Conn {
             offload: None,
             stash: Vec::new(),
             failed: 0,
+            listener: 0,
+            handshaking: false,
+            head: None,
+            close_on_finish: false,
+            notify_closed: false,
+            fd_shared: false,
             blocked: false,
             poll_events: 0,
             paused: false,
@@ -317,6 +335,33 @@ impl Conn {
         self.out.capacity() + self.receiver.held_bytes() + self.stash.capacity()
     }
 
+    /// Before the upgrade: reads the request's head (or, once it is in,
+    /// whatever comes before the 101) without parsing frames. Returns the
+    /// head once it can be judged.
+    pub fn read_handshake(&mut self) -> (Io, Option<Vec<u8>>) {
+        let reading_head = self.head.is_some();
+        let buf = match self.head.as_mut() {
+            Some(h) => h,
+            None => &mut self.stash,
+        };
+        let room = if reading_head { super::http::MAX_HEAD + 1 - buf.len().min(super::http::MAX_HEAD) } else { 64 * 1024 };
+        buf.reserve(room);
+        let n = syscall::read_into(self.fd, buf, room);
+        if n > 0 {
+            self.read += n as u64;
+            return (Io::Open, if reading_head { self.head.take() } else { None });
+        }
+        if n == 0 {
+            self.eof = true;
+            // Gone before the head was in: nothing to tell anyone.
+            return (if reading_head { Io::Done } else { Io::Open }, None);
+        }
+        match errno() {
+            libc::EAGAIN | libc::EINTR => (Io::Open, None),
+            e => (Io::Failed(e), None),
+        }
+    }
+
     /// Reads what the kernel has into the batch's arena and parses it there.
     pub fn on_readable(&mut self, batch: &mut Batch) -> Io {
         for _ in 0..4 {
@@ -380,7 +425,7 @@ impl Conn {
             self.shut = true;
             syscall::shutdown_write(self.fd);
             batch.finish(self.id);
-            if self.eof {
+            if self.eof || self.close_on_finish {
                 return Io::Done;
             }
         }

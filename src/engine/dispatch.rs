@@ -203,6 +203,29 @@ unsafe fn deliver(eng: *mut Engine) {
     sys::napi_close_handle_scope(env, scope);
 }
 
+/// Tells JS that connection `id`'s handle has closed (libuv's close phase).
+///
+/// # Safety
+/// `eng` is a live engine, on its JS thread.
+pub unsafe fn notify_closed(eng: *mut Engine, id: u32) {
+    let env = (*eng).env;
+    let mut scope = null_mut();
+    if sys::napi_open_handle_scope(env, &mut scope) != OK {
+        return;
+    }
+    let (mut cb, mut recv, mut arg) = (null_mut(), null_mut(), null_mut());
+    sys::napi_get_reference_value(env, (*eng).closed_callback, &mut cb);
+    sys::napi_get_global(env, &mut recv);
+    sys::napi_create_uint32(env, id, &mut arg);
+    let mut result = null_mut();
+    if sys::napi_make_callback(env, (*eng).async_ctx, recv, cb, 1, &arg, &mut result) == sys::Status::napi_pending_exception {
+        let mut exc = null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut exc);
+        sys::napi_fatal_exception(env, exc);
+    }
+    sys::napi_close_handle_scope(env, scope);
+}
+
 fn stop_idle(eng: &mut Engine) {
     if eng.idle_on {
         eng.idle_on = false;
@@ -246,6 +269,10 @@ pub unsafe fn teardown(eng: *mut Engine) {
     let ids: Vec<u32> = e.conns.keys().copied().collect();
     for id in ids {
         e.destroy(id);
+    }
+    let listeners: Vec<u32> = e.listeners.keys().copied().collect();
+    for id in listeners {
+        e.close_listener(id);
     }
     e.batch.clear();
     e.batch.jobs.clear();

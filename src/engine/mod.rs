@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod connection;
 pub mod dispatch;
+pub mod http;
 pub mod outq;
 pub mod pool;
 pub mod syscall;
@@ -114,6 +115,10 @@ pub struct Engine {
     dirty: Vec<u32>,
     dispatching: bool,
     callback: sys::napi_ref,
+    /// Called with a connection's id when its handle has closed, for the
+    /// connections a listener accepted (JS emits their 'close' then, as a
+    /// net.Socket does from its handle's close callback).
+    closed_callback: sys::napi_ref,
     async_ctx: sys::napi_async_context,
     masks: MaskPool,
     /// Handles closing whose callbacks have not run yet.
@@ -124,6 +129,21 @@ pub struct Engine {
     /// negotiates permessage-deflate; None also when it could not start.
     pool: Option<Pool>,
     pool_tried: bool,
+    listeners: HashMap<u32, Box<Listener>>,
+    next_listener: u32,
+}
+
+/// A listening socket of a `{ port }` WebSocketServer.
+pub struct Listener {
+    id: u32,
+    fd: c_int,
+    poll: *mut Handle,
+    owner: *mut Engine,
+    /// Connections it accepted that the engine still holds.
+    live: usize,
+    closed: bool,
+    /// Given up to accept (and drop) a connection when out of fds.
+    reserve: c_int,
 }
 
 thread_local! {
@@ -155,7 +175,7 @@ impl Engine {
     ///
     /// # Safety
     /// Call on the JS thread of `env`, with `callback` a function of it.
-    pub unsafe fn create(env: sys::napi_env, callback: sys::napi_value) -> Result<*mut Engine, String> {
+    pub unsafe fn create(env: sys::napi_env, callback: sys::napi_value, closed_callback: sys::napi_value) -> Result<*mut Engine, String> {
         let api = uv::api().ok_or("this Node.js does not export libuv to addons")?;
         let mut lp: *mut Loop = std::ptr::null_mut();
         if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok || lp.is_null() {
@@ -179,6 +199,11 @@ impl Engine {
             dirty: Vec::new(),
             dispatching: false,
             callback: cb_ref,
+            closed_callback: {
+                let mut r = std::ptr::null_mut();
+                sys::napi_create_reference(env, closed_callback, 1, &mut r);
+                r
+            },
             async_ctx,
             masks: MaskPool::default(),
             closing: 0,
@@ -186,6 +211,8 @@ impl Engine {
             torn_down: false,
             pool: None,
             pool_tried: false,
+            listeners: HashMap::new(),
+            next_listener: 1,
         }));
         (*eng).check = api.new_check(lp, eng as *mut c_void, on_check);
         (*eng).idle = api.new_idle(lp, eng as *mut c_void);
@@ -200,8 +227,10 @@ impl Engine {
         Ok(eng)
     }
 
-    /// Takes over a connected socket: duplicates `fd` (the caller then closes
-    /// its own handle), feeds `head` to the parser and writes `initial` first.
+    /// Takes over a connected socket's fd, shared with the Node handle that
+    /// has stopped reading it (and never reads or writes it again; the
+    /// handle closes the fd once the engine has let go of it). Feeds `head`
+    /// to the parser and writes `initial` first.
     ///
     /// # Safety
     /// `fd` is an open, connected socket; call on the engine's JS thread.
@@ -209,24 +238,23 @@ impl Engine {
         if self.torn_down {
             return Err("the engine is shut down".into());
         }
-        // The duplicate shares the original's O_NONBLOCK, and uv_poll_init sets it too.
-        let dup = syscall::dup_for_engine(fd).map_err(|e| format!("fcntl(F_DUPFD_CLOEXEC) failed: {}", std::io::Error::from_raw_os_error(e)))?;
+        syscall::set_nodelay(fd);
 
         let (receiver, encoder) = cfg.codec();
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let mut conn = Box::new(Conn::new(id, dup, receiver, encoder));
+        let mut conn = Box::new(Conn::new(id, fd, receiver, encoder));
         conn.owner = self as *mut Engine as *mut c_void;
+        conn.fd_shared = true;
         if cfg.deflate.is_some() && self.start_pool() {
             conn.deflate_min = pool::DEFLATE_MIN;
             conn.receiver.set_offload(pool::INFLATE_MIN);
         }
         let conn = Box::into_raw(conn);
-        match self.api.new_poll(self.lp, dup, conn as *mut c_void) {
+        match self.api.new_poll(self.lp, fd, conn as *mut c_void) {
             Ok(h) => (*conn).poll = h,
             Err(rc) => {
                 drop(Box::from_raw(conn));
-                syscall::close(dup);
                 return Err(format!("uv_poll_init failed: {rc}"));
             }
         }
@@ -243,6 +271,235 @@ impl Engine {
         self.update_poll(c);
         self.wake();
         Ok(id)
+    }
+
+    /// Listens on `ip:port` for a `{ port }` server: connections are accepted
+    /// and their upgrade requests read here (see `http.rs`). Returns the
+    /// listener's id and the address it is bound to.
+    pub fn listen(&mut self, ip: std::net::IpAddr, port: u16, backlog: i32) -> Result<(u32, std::net::SocketAddr), (i32, &'static str)> {
+        if self.torn_down {
+            return Err((libc::EINVAL, "listen"));
+        }
+        let fd = syscall::listen_tcp(ip, port, backlog)?;
+        let addr = syscall::local_addr(fd).ok_or((libc::EINVAL, "listen"))?;
+        let id = self.next_listener;
+        self.next_listener += 1;
+        let mut l = Box::new(Listener { id, fd, poll: std::ptr::null_mut(), owner: self, live: 0, closed: false, reserve: syscall::reserve_fd() });
+        let data = &mut *l as *mut Listener as *mut c_void;
+        // SAFETY: on the loop's thread; the fd stays open until the handle is closed.
+        match unsafe { self.api.new_poll(self.lp, fd, data) } {
+            Ok(h) => l.poll = h,
+            Err(rc) => {
+                syscall::close(fd);
+                syscall::close(l.reserve);
+                return Err((-rc, "listen"));
+            }
+        }
+        unsafe { self.api.poll_start(l.poll, uv::READABLE, on_listener_poll) };
+        self.listeners.insert(id, l);
+        Ok((id, addr))
+    }
+
+    /// Stops listening; accepted connections stay. JS hears `drained` once
+    /// the last of them is gone.
+    pub fn close_listener(&mut self, id: u32) {
+        let eng = self as *mut Engine as *mut c_void;
+        let Some(l) = self.listeners.get_mut(&id) else { return };
+        if l.closed {
+            return;
+        }
+        l.closed = true;
+        let (poll, fd, reserve) = (l.poll, l.fd, l.reserve);
+        self.closing += 1;
+        // The close callback outlives the listener: it gets the engine.
+        unsafe {
+            self.api.set_handle_data(poll, eng);
+            self.api.close(poll, dispatch::on_engine_handle_closed);
+        }
+        syscall::close(fd);
+        syscall::close(reserve);
+        self.listener_gone(id, 0);
+    }
+
+    /// Connections a listener accepted that the engine holds.
+    pub fn listener_connections(&self, id: u32) -> usize {
+        self.listeners.get(&id).map_or(0, |l| l.live)
+    }
+
+    /// `lost` of the listener's connections left the engine; a closed
+    /// listener with none left is done.
+    fn listener_gone(&mut self, id: u32, lost: usize) {
+        let Some(l) = self.listeners.get_mut(&id) else { return };
+        l.live = l.live.saturating_sub(lost);
+        if l.closed && l.live == 0 {
+            self.listeners.remove(&id);
+            self.batch.drained(id);
+            self.wake();
+        }
+    }
+
+    /// Takes the connections waiting on a listener.
+    fn accept_all(&mut self, lid: u32) {
+        for _ in 0..128 {
+            let Some(l) = self.listeners.get(&lid).filter(|l| !l.closed) else { return };
+            let (fd, reserve) = (l.fd, l.reserve);
+            match syscall::accept(fd) {
+                Ok(c) => self.accept_conn(lid, c),
+                Err(libc::EINTR | libc::ECONNABORTED) => continue,
+                Err(libc::EMFILE | libc::ENFILE) if reserve >= 0 => {
+                    // Out of fds: make room, take the connection and drop
+                    // it (its client sees a reset), as libuv does.
+                    syscall::close(reserve);
+                    while let Ok(c) = syscall::accept(fd) {
+                        syscall::close(c);
+                    }
+                    if let Some(l) = self.listeners.get_mut(&lid) {
+                        l.reserve = syscall::reserve_fd();
+                    }
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn accept_conn(&mut self, lid: u32, fd: c_int) {
+        let cfg = ConnConfig { receiver: ReceiverConfig { is_server: true, max_payload: 0, max_fragments: 0, max_buffered_chunks: 0, skip_utf8_validation: false }, deflate: None };
+        let (receiver, encoder) = cfg.codec();
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let mut conn = Box::new(Conn::new(id, fd, receiver, encoder));
+        conn.owner = self as *mut Engine as *mut c_void;
+        conn.listener = lid;
+        conn.handshaking = true;
+        conn.notify_closed = true;
+        conn.head = Some(Vec::new());
+        let conn = Box::into_raw(conn);
+        // SAFETY: on the loop's thread; the fd stays open until the handle is closed.
+        match unsafe { self.api.new_poll(self.lp, fd, conn as *mut c_void) } {
+            Ok(h) => unsafe { (*conn).poll = h },
+            Err(_) => {
+                drop(unsafe { Box::from_raw(conn) });
+                syscall::close(fd);
+                return;
+            }
+        }
+        self.conns.insert(id, conn);
+        if let Some(l) = self.listeners.get_mut(&lid) {
+            l.live += 1;
+        }
+        let c = unsafe { &mut *conn };
+        self.update_poll(c);
+    }
+
+    /// A handshaking connection is readable: its request's head, or bytes
+    /// sent before the 101 (kept for the parser).
+    fn handshake_readable(&mut self, c: &mut Conn) {
+        let (io, head) = c.read_handshake();
+        match io {
+            Io::Open => {}
+            Io::Done => return self.close_conn(c, 0),
+            Io::Failed(e) => return self.close_conn(c, e),
+        }
+        let Some(head) = head else {
+            // Waiting for JS; reading stops at the peer's FIN.
+            self.update_poll(c);
+            return;
+        };
+        match http::parse(&head) {
+            http::Head::Upgrade { record, rest } => {
+                c.stash = rest;
+                self.batch.request(c.id, c.listener, &record);
+                self.wake();
+            }
+            http::Head::Handoff => {
+                self.batch.handoff(c.id, c.listener, c.fd, &head);
+                self.release_fd(c);
+            }
+        }
+    }
+
+    /// Lets go of a connection without closing its fd, which JS now owns.
+    fn release_fd(&mut self, c: &mut Conn) {
+        let lid = c.listener;
+        c.fd = -1;
+        c.listener = 0;
+        self.close_conn(c, 0);
+        self.listener_gone(lid, 1);
+    }
+
+    /// Completes the upgrade of a listener's connection: the connection gets
+    /// its codec, `response` (the 101) goes out, and what the client sent
+    /// after its request is parsed. False when the connection is gone.
+    pub fn upgrade(&mut self, id: u32, cfg: ConnConfig, response: &[u8]) -> bool {
+        let Some(c) = self.conn(id) else { return false };
+        if !c.handshaking || c.head.is_some() {
+            return false;
+        }
+        if c.eof {
+            self.close_conn(c, 0);
+            return false;
+        }
+        let (receiver, encoder) = cfg.codec();
+        c.receiver = receiver;
+        c.encoder = encoder;
+        c.handshaking = false;
+        if cfg.deflate.is_some() && self.start_pool() {
+            c.deflate_min = pool::DEFLATE_MIN;
+            c.receiver.set_offload(pool::INFLATE_MIN);
+        }
+        c.out(&mut self.bufs).extend_from_slice(response);
+        self.after_io(c, |c, b, p| c.flush(b, p));
+        let stash = std::mem::take(&mut c.stash);
+        if !stash.is_empty() && !c.closed {
+            c.stash = self.batch.feed_copy(id, &mut c.receiver, &stash);
+            self.submit_inflates();
+        }
+        self.update_poll(c);
+        self.wake();
+        true
+    }
+
+    /// Refuses a listener's connection: `response` goes out, then the FIN,
+    /// then the connection closes.
+    pub fn refuse(&mut self, id: u32, response: &[u8]) {
+        let Some(c) = self.conn(id) else { return };
+        c.handshaking = false;
+        c.head = None;
+        c.out(&mut self.bufs).extend_from_slice(response);
+        c.close_on_finish = true;
+        c.end();
+        self.schedule_flush(c);
+    }
+
+    /// Hands a listener's connection over to JS: its fd, and what it sent
+    /// after its request. None when it is gone.
+    pub fn hand_over(&mut self, id: u32) -> Option<(c_int, Vec<u8>)> {
+        let c = self.conn(id)?;
+        let fd = c.fd;
+        let rest = std::mem::take(&mut c.stash);
+        self.release_fd(c);
+        Some((fd, rest))
+    }
+
+    /// Lends a connection's fd for a `net.Socket` over it, which never
+    /// reads or writes it (adopted-socket.js) and closes it once the engine
+    /// has let go of it. libuv refuses a second handle on an fd it polls, so
+    /// the poll stops until `resume_poll`.
+    pub fn share_fd(&mut self, id: u32) -> Result<c_int, i32> {
+        let c = self.conn(id).ok_or(libc::EBADF)?;
+        // SAFETY: the poll handle is open while the connection is.
+        unsafe { self.api.poll_stop(c.poll) };
+        c.poll_events = 0;
+        c.fd_shared = true;
+        Ok(c.fd)
+    }
+
+    /// Polls a connection again after `share_fd`.
+    pub fn resume_poll(&mut self, id: u32) {
+        if let Some(c) = self.conn(id) {
+            self.update_poll(c);
+        }
     }
 
     /// A live connection. The reference points into a boxed `Conn` that is
@@ -530,6 +787,10 @@ impl Engine {
         }
         c.closed = true;
         self.conns.remove(&c.id);
+        if c.listener != 0 {
+            let lid = std::mem::take(&mut c.listener);
+            self.listener_gone(lid, 1);
+        }
         self.finals.insert(c.id, (c.read, c.written));
         c.discard_output(&mut self.bufs);
         self.release(c);
@@ -542,7 +803,10 @@ impl Engine {
         unsafe { self.api.close(c.poll, on_poll_closed) };
         // uv_close has stopped the poll (the fd is out of epoll), so the fd
         // goes now: by the socket's 'close' it is free for the next accept.
-        syscall::close(c.fd);
+        // A shared fd is the net.Socket's to close.
+        if !c.fd_shared {
+            syscall::close(c.fd);
+        }
         // Any later use fails with EBADF rather than reach a reused fd.
         c.fd = -1;
         self.wake();
@@ -613,7 +877,20 @@ unsafe fn poll_event(eng: &mut Engine, c: &mut Conn, status: c_int, events: c_in
         eng.after_io(c, |c, b, p| c.flush(b, p));
     }
     if events & uv::READABLE != 0 && !c.closed {
-        eng.after_io(c, |c, b, _| c.on_readable(b));
+        if c.handshaking {
+            eng.handshake_readable(c);
+        } else {
+            eng.after_io(c, |c, b, _| c.on_readable(b));
+        }
+    }
+}
+
+unsafe extern "C" fn on_listener_poll(h: *mut Handle, _status: c_int, _events: c_int) {
+    let Some(api) = uv::api() else { return };
+    let l = &mut *(api.data(h) as *mut Listener);
+    let (eng, id) = (&mut *l.owner, l.id);
+    if !l.closed && !eng.torn_down {
+        guarded("the listener's poll callback", || eng.accept_all(id));
     }
 }
 
@@ -622,7 +899,13 @@ unsafe extern "C" fn on_poll_closed(h: *mut Handle) {
     let c = Box::from_raw(api.data(h) as *mut Conn);
     uv::free_handle(h);
     let eng = c.owner as *mut Engine;
+    let notify = c.notify_closed.then_some(c.id);
     drop(c);
+    if let Some(id) = notify {
+        if !(*eng).torn_down {
+            guarded("a handle's close callback", || dispatch::notify_closed(eng, id));
+        }
+    }
     dispatch::handle_closed(eng);
 }
 

@@ -202,6 +202,12 @@ impl Api {
     }
 
     /// # Safety
+    /// Call on the loop's thread with a handle this `Api` made.
+    pub unsafe fn set_handle_data(&self, h: *mut Handle, data: *mut c_void) {
+        (self.set_data)(h, data);
+    }
+
+    /// # Safety
     /// Call on the loop's thread with a handle this `Api` made that is not closed yet.
     pub unsafe fn data(&self, h: *const Handle) -> *mut c_void {
         (self.get_data)(h)
