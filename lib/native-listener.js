@@ -60,10 +60,21 @@ class NativeListener {
     this.onClosed = null;
     /** Sockets handed to Node's HTTP server, until they close. */
     this.handed = 0;
+    this.sweeper = null;
     // The server ws would make (wss._server): Node's answers for what the
     // engine hands over, and the emitter of 'listening' and 'error', which
     // the WebSocketServer forwards, as it does its internal server's.
     this.http = upgradeRequired();
+    let headersTimeout = this.http.headersTimeout;
+    Object.defineProperty(this.http, 'headersTimeout', {
+      configurable: true,
+      enumerable: true,
+      get: () => headersTimeout,
+      set: (value) => {
+        headersTimeout = value;
+        if (this.id) this.sweep();
+      }
+    });
     // Asked of it as of ws's internal server: this listener's answers.
     this.http.address = () => this.address();
     this.http.getConnections = (cb) => {
@@ -96,9 +107,25 @@ class NativeListener {
     this.id = Number(r[1]);
     this.addr = { address: r[2], family: r[3], port: Number(r[4]) };
     listeners.set(this.id, this);
+    this.sweep();
     process.nextTick(() => {
       if (!this.closed) this.http.emit('listening');
     });
+  }
+
+  /**
+   * Node's headersTimeout (wss._server.headersTimeout, 60 s by default) for
+   * requests the engine is still reading, checked as often as Node's
+   * connectionsCheckingInterval (30 s), or twice per timeout when shorter.
+   */
+  sweep() {
+    clearTimeout(this.sweeper);
+    const timeout = this.http.headersTimeout;
+    if (!(timeout > 0) || this.drained) return;
+    this.sweeper = setTimeout(() => {
+      getEngine().sweep(this.id, timeout);
+      this.sweep();
+    }, Math.max(50, Math.min(30000, timeout / 2))).unref();
   }
 
   address() {
@@ -117,6 +144,7 @@ class NativeListener {
 
   onDrained() {
     listeners.delete(this.id);
+    clearTimeout(this.sweeper);
     this.drained = true;
     this.maybeClosed();
   }
@@ -211,7 +239,6 @@ class NativeChannel {
     if (socket !== null) {
       // The socket asked for already (over the same fd) is the one the
       // application knows; it reads from now on.
-      this.sock = null;
       socket.resume();
     } else {
       socket = handed ? new net.Socket({ fd: handed.fd, readable: true, writable: true }) : new net.Socket();
@@ -219,6 +246,9 @@ class NativeChannel {
     }
     if (handed && handed.rest.length) socket.unshift(handed.rest);
     this.listener.track(socket);
+    // From now on req.socket is this socket, as under ws.
+    this.sock = socket;
+    this.gone = true;
     return socket;
   }
 

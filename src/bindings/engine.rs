@@ -89,6 +89,12 @@ impl NativeEngine {
         self.engine().listener_connections(id) as u32
     }
 
+    /// See `Engine::sweep`.
+    #[napi(catch_unwind)]
+    pub fn sweep(&mut self, id: u32, max_ms: f64) -> u32 {
+        self.engine().sweep(id, max_ms.max(0.0) as u64) as u32
+    }
+
     #[napi(catch_unwind)]
     pub fn close_listener(&mut self, id: u32) {
         self.engine().close_listener(id);

@@ -82,6 +82,8 @@ pub struct Conn {
     /// `head` while the request is read, then to `stash`.
     pub handshaking: bool,
     pub head: Option<Vec<u8>>,
+    /// When a listener accepted it (for the headers timeout).
+    pub accepted: Option<std::time::Instant>,
     /// Close once the write side is shut (a refused handshake).
     pub close_on_finish: bool,
     /// Tell JS when the handle has closed (see `Engine::closed_callback`).
@@ -132,6 +134,7 @@ impl Conn {
             listener: 0,
             handshaking: false,
             head: None,
+            accepted: None,
             close_on_finish: false,
             notify_closed: false,
             fd_shared: false,

@@ -321,6 +321,24 @@ impl Engine {
         self.listener_gone(id, 0);
     }
 
+    /// Answers 408 and closes the listener's connections that have not sent
+    /// a whole request head within `max_ms`, as Node's `headersTimeout`
+    /// does. Returns how many.
+    pub fn sweep(&mut self, lid: u32, max_ms: u64) -> usize {
+        let now = std::time::Instant::now();
+        let late: Vec<u32> = self
+            .conns
+            .values()
+            .map(|&c| unsafe { &*c })
+            .filter(|c| c.listener == lid && c.head.is_some() && c.accepted.is_some_and(|t| now.duration_since(t).as_millis() as u64 >= max_ms))
+            .map(|c| c.id)
+            .collect();
+        for &id in &late {
+            self.refuse(id, b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+        }
+        late.len()
+    }
+
     /// Connections a listener accepted that the engine holds.
     pub fn listener_connections(&self, id: u32) -> usize {
         self.listeners.get(&id).map_or(0, |l| l.live)
@@ -374,6 +392,7 @@ impl Engine {
         conn.handshaking = true;
         conn.notify_closed = true;
         conn.head = Some(Vec::new());
+        conn.accepted = Some(std::time::Instant::now());
         let conn = Box::into_raw(conn);
         // SAFETY: on the loop's thread; the fd stays open until the handle is closed.
         match unsafe { self.api.new_poll(self.lp, fd, conn as *mut c_void) } {
