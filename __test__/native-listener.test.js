@@ -168,6 +168,15 @@ describe('native listener ({ port } servers)', () => {
     }
   });
 
+  it('cluster workers share a { port } through their primary, as under ws', T, async () => {
+    const { spawn } = require('child_process');
+    const child = spawn(process.execPath, [require('path').join(__dirname, 'fixtures', 'cluster-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await once(child, 'exit');
+    assert.strictEqual(out.trim(), 'one port\nserved');
+  });
+
   it('WS_NATIVE_LISTENER=0 leaves { port } servers on Node\'s HTTP server', T, async () => {
     const { execFileSync } = require('child_process');
     const code = `const W = require(${JSON.stringify(require.resolve('..'))}); const wss = new W.WebSocketServer({ port: 0, host: '127.0.0.1' }, () => { console.log(wss._server.listening, wss._listener === null); wss.close(); });`;

@@ -11,7 +11,8 @@
 // bytes read so far, so those answers are Node's own.
 //
 // WS_NATIVE_LISTENER=0 in the environment leaves `{ port }` servers on
-// Node's HTTP server.
+// Node's HTTP server, as do cluster workers (their listen() goes through
+// the primary).
 
 const dns = require('dns');
 const http = require('http');
@@ -21,11 +22,13 @@ const { getSystemErrorMap } = require('util');
 const { abortResponse, upgradeRequired } = require('./http-responses');
 const nativeTransport = require('./native-transport');
 
-const { getEngine, goneSocket, handshakes, listeners, socketOver } = nativeTransport;
+const { errnoError, getEngine, goneSocket, handshakes, listeners, socketOver } = nativeTransport;
 
 /** Whether a `{ port }` server with these options can listen natively. */
 function usable(options) {
   if (process.env.WS_NATIVE_LISTENER === '0') return false;
+  // A cluster worker's listen() shares its primary's socket: Node's to do.
+  if (require('cluster').isWorker) return false;
   const port = typeof options.port === 'string' && /^[0-9]+$/.test(options.port) ? Number(options.port) : options.port;
   // Anything else (a pipe path, a bad port) is for Node's listen() to
   // take or refuse.
@@ -40,11 +43,8 @@ function listen(wss, options, callback) {
 
 /** The error Node's listen() gives for `errno`. */
 function listenError(errno, syscall, address, port) {
-  const [code, description] = getSystemErrorMap().get(-errno) || ['UNKNOWN', 'unknown error'];
-  const err = new Error(`${syscall} ${code}: ${description} ${address}:${port}`);
-  err.code = code;
-  err.errno = -errno;
-  err.syscall = syscall;
+  const [, description] = getSystemErrorMap().get(-errno) || [];
+  const err = errnoError(errno, syscall, `: ${description} ${address}:${port}`);
   err.address = address;
   err.port = port;
   return err;

@@ -149,10 +149,10 @@ function failedError(reason) {
   return CANCELED_ON_DESTROY ? errnoError(ECANCELED, 'write') : destroyedError();
 }
 
-/** The error a socket operation failed with, as Node words it. */
-function errnoError(errno, syscall) {
+/** The error a socket operation failed with, as Node words it (`details` ends the message). */
+function errnoError(errno, syscall, details = '') {
   const code = getSystemErrorName(-errno);
-  const err = new Error(`${syscall} ${code}`);
+  const err = new Error(`${syscall} ${code}${details}`);
   err.errno = -errno;
   err.code = code;
   err.syscall = syscall;
@@ -519,4 +519,4 @@ function engineStats() {
   return engine === null ? [0, 0, 0, 0, 0] : engine.stats();
 }
 
-module.exports = { adopt, attachUpgraded, canAdopt, engineStats, getEngine, goneSocket, handshakes, listeners, socketOver };
+module.exports = { adopt, attachUpgraded, canAdopt, engineStats, errnoError, getEngine, goneSocket, handshakes, listeners, socketOver };

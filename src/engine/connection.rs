@@ -149,6 +149,12 @@ impl Conn {
         }
     }
 
+    /// Big messages compress and inflate on the pool from now on.
+    pub fn use_pool(&mut self) {
+        self.deflate_min = super::pool::DEFLATE_MIN;
+        self.receiver.set_offload(super::pool::INFLATE_MIN);
+    }
+
     /// The write queue's byte buffer, for raw bytes (the 101 response).
     pub fn out(&mut self, pool: &mut BufPool) -> &mut Vec<u8> {
         self.out.bytes(pool)

@@ -239,27 +239,8 @@ impl Engine {
             return Err("the engine is shut down".into());
         }
         syscall::set_nodelay(fd);
-
-        let (receiver, encoder) = cfg.codec();
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        let mut conn = Box::new(Conn::new(id, fd, receiver, encoder));
-        conn.owner = self as *mut Engine as *mut c_void;
-        conn.fd_shared = true;
-        if cfg.deflate.is_some() && self.start_pool() {
-            conn.deflate_min = pool::DEFLATE_MIN;
-            conn.receiver.set_offload(pool::INFLATE_MIN);
-        }
-        let conn = Box::into_raw(conn);
-        match self.api.new_poll(self.lp, fd, conn as *mut c_void) {
-            Ok(h) => (*conn).poll = h,
-            Err(rc) => {
-                drop(Box::from_raw(conn));
-                return Err(format!("uv_poll_init failed: {rc}"));
-            }
-        }
-        self.conns.insert(id, conn);
-        let c = &mut *conn;
+        let c = self.register(fd, &cfg, |c| c.fd_shared = true).map_err(|rc| format!("uv_poll_init failed: {rc}"))?;
+        let id = c.id;
         if !initial.is_empty() {
             c.out(&mut self.bufs).extend_from_slice(initial);
             self.after_io(c, |c, b, p| c.flush(b, p));
@@ -382,33 +363,49 @@ impl Engine {
     }
 
     fn accept_conn(&mut self, lid: u32, fd: c_int) {
+        // Its codec is set at the upgrade.
         let cfg = ConnConfig { receiver: ReceiverConfig { is_server: true, max_payload: 0, max_fragments: 0, max_buffered_chunks: 0, skip_utf8_validation: false }, deflate: None };
+        let registered = self.register(fd, &cfg, |c| {
+            c.listener = lid;
+            c.handshaking = true;
+            c.notify_closed = true;
+            c.head = Some(Vec::new());
+            c.accepted = Some(std::time::Instant::now());
+        });
+        let Ok(c) = registered else {
+            syscall::close(fd);
+            return;
+        };
+        if let Some(l) = self.listeners.get_mut(&lid) {
+            l.live += 1;
+        }
+        self.update_poll(c);
+    }
+
+    /// Makes a connection on `fd` with `cfg`'s codec (set up further by
+    /// `init`) and its poll handle; Err(libuv's code) when there is none.
+    fn register(&mut self, fd: c_int, cfg: &ConnConfig, init: impl FnOnce(&mut Conn)) -> Result<&'static mut Conn, c_int> {
         let (receiver, encoder) = cfg.codec();
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let mut conn = Box::new(Conn::new(id, fd, receiver, encoder));
         conn.owner = self as *mut Engine as *mut c_void;
-        conn.listener = lid;
-        conn.handshaking = true;
-        conn.notify_closed = true;
-        conn.head = Some(Vec::new());
-        conn.accepted = Some(std::time::Instant::now());
+        if cfg.deflate.is_some() && self.start_pool() {
+            conn.use_pool();
+        }
+        init(&mut conn);
         let conn = Box::into_raw(conn);
-        // SAFETY: on the loop's thread; the fd stays open until the handle is closed.
+        // SAFETY: on the loop's thread; the fd stays open until the handle is
+        // closed. The box is freed by the poll's close callback, or here.
         match unsafe { self.api.new_poll(self.lp, fd, conn as *mut c_void) } {
             Ok(h) => unsafe { (*conn).poll = h },
-            Err(_) => {
+            Err(rc) => {
                 drop(unsafe { Box::from_raw(conn) });
-                syscall::close(fd);
-                return;
+                return Err(rc);
             }
         }
         self.conns.insert(id, conn);
-        if let Some(l) = self.listeners.get_mut(&lid) {
-            l.live += 1;
-        }
-        let c = unsafe { &mut *conn };
-        self.update_poll(c);
+        Ok(unsafe { &mut *conn })
     }
 
     /// A handshaking connection is readable: its request's head, or bytes
@@ -464,8 +461,7 @@ impl Engine {
         c.encoder = encoder;
         c.handshaking = false;
         if cfg.deflate.is_some() && self.start_pool() {
-            c.deflate_min = pool::DEFLATE_MIN;
-            c.receiver.set_offload(pool::INFLATE_MIN);
+            c.use_pool();
         }
         c.out(&mut self.bufs).extend_from_slice(response);
         self.after_io(c, |c, b, p| c.flush(b, p));
