@@ -278,14 +278,22 @@ class WebSocketServer extends EventEmitter {
 
     if (this.clients) {
       this.clients.add(ws);
-      ws.on('close', () => {
-        this.clients.delete(ws);
-        if (this._shouldEmitClose && !this.clients.size) process.nextTick(emitClose, this);
-      });
+      // One function for every client, not a closure each (idle memory).
+      ws[kServer] = this;
+      ws.on('close', clientClosed);
     }
 
     cb(ws, req);
   }
+}
+
+const kServer = Symbol('ws-native server');
+
+/** A tracked client closed (`this` is it). */
+function clientClosed() {
+  const server = this[kServer];
+  server.clients.delete(this);
+  if (server._shouldEmitClose && !server.clients.size) process.nextTick(emitClose, server);
 }
 
 function emitClose(server) {

@@ -58,6 +58,9 @@ class WebSocket extends EventEmitter {
     this._sender = null;
     this._bufferedAmount = 0;
     this._deferred = null;
+    // Set with the transport (_config), here so that they stay in the object.
+    this._generateMask = undefined;
+    this._allowSynchronousEvents = true;
 
     if (address !== null) {
       this._isServer = false;
