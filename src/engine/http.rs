@@ -85,4 +85,39 @@ mod tests {
             assert_eq!(parse(h), Head::Handoff, "{:?}", String::from_utf8_lossy(h));
         }
     }
+
+    #[test]
+    fn any_bytes_and_every_prefix_are_judged_without_panicking() {
+        let good = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nrest";
+        for n in 0..good.len() {
+            let head = parse(&good[..n]);
+            assert_eq!(matches!(head, Head::Upgrade { .. }), n >= good.len() - 4, "prefix {n}");
+        }
+        // A cheap xorshift: the same inputs on every run.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut input = good.to_vec();
+            for _ in 0..(next() % 8) {
+                let at = (next() as usize) % input.len();
+                match next() % 3 {
+                    0 => input[at] = next() as u8,
+                    1 => {
+                        input.remove(at);
+                    }
+                    _ => input.insert(at, [b'\r', b'\n', b':', b' ', b',', 0, 0xff][(next() % 7) as usize]),
+                }
+            }
+            if let Head::Upgrade { record, rest } = parse(&input) {
+                assert!(record.len() + rest.len() <= input.len() * 2);
+            }
+        }
+        let huge = [b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n".as_slice(), &b"X: y\r\n".repeat(MAX_HEADERS), b"\r\n"].concat();
+        assert_eq!(parse(&huge), Head::Handoff, "too many headers go to Node");
+    }
 }
