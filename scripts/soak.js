@@ -55,12 +55,12 @@ wss.on('listening', () => {
   report();
   console.log(JSON.stringify({ port: wss.address().port }));
 });
-const report = () => {
+const report = (last = false) => {
   const rss = +/VmRSS:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1];
   const fds = fs.readdirSync('/proc/self/fd').length;
   const [conns, held, mallocUsed, mallocTotal] = engineStats();
   const mem = process.memoryUsage();
-  console.log(JSON.stringify({ t: Date.now(), rss, fds, conns, held, mallocUsed, mallocTotal, clients: wss.clients.size, heap: mem.heapTotal, external: mem.external, unexpected }));
+  console.log(JSON.stringify({ t: Date.now(), rss, fds, conns, held, mallocUsed, mallocTotal, clients: wss.clients.size, heap: mem.heapTotal, external: mem.external, unexpected, last }));
 };
 setInterval(report, ${SAMPLE_MS});
 // The last report waits (up to 10 s) for the connections to be gone.
@@ -69,12 +69,22 @@ process.on('message', (m) => {
   const until = Date.now() + 10000;
   const settle = () => {
     if ((wss.clients.size || engineStats()[0]) && Date.now() < until) return setTimeout(settle, 100);
-    // Collect, let the finalizers of external buffers run, collect again.
-    global.gc();
-    setTimeout(() => {
+    // Collect and let the finalizers of external buffers run (N-API runs
+    // them after the collection), until external memory stops falling.
+    let last = Infinity;
+    const collect = (round) => {
       global.gc();
-      setTimeout(report, 100);
-    }, 100);
+      setTimeout(() => {
+        const now = process.memoryUsage().external;
+        if (process.env.SOAK_DEBUG) console.error('soak: gc round', round, now);
+        if (now < last && round < 10) {
+          last = now;
+          return collect(round + 1);
+        }
+        report(true);
+      }, 100);
+    };
+    collect(1);
   };
   settle();
 });
@@ -158,25 +168,25 @@ async function main() {
   await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
 
   // A last sample once everything is closed, after a GC.
-  const last = server.samples.length;
+  // The periodic samples go on meanwhile: wait for the one marked last.
   server.child.send('report');
   await new Promise((resolve) => {
-    const poll = () => (server.samples.length > last ? resolve() : setTimeout(poll, 50));
+    const poll = () => (server.samples.some((s) => s.last) ? resolve() : setTimeout(poll, 50));
     poll();
   });
   server.child.disconnect();
 
   // The first sample is the idle server, the last the idle server after
-  // the run (and a GC); between them the load. An adopted connection holds
-  // two fds, so `fds - 2 * conns` is what a leak would show in.
+  // the run (and a GC); between them the load. A connection holds one fd,
+  // so `fds - conns` is what a leak would show in.
   const samples = server.samples;
   const idle = samples[0];
-  const final = samples[samples.length - 1];
+  const final = samples.find((s) => s.last);
   const minutes = (s) => (s.t - idle.t) / 60000;
-  const steady = samples.slice(1, -1).filter((s) => s.t - idle.t >= WARMUP_MS);
+  const steady = samples.slice(1, samples.indexOf(final)).filter((s) => s.t - idle.t >= WARMUP_MS);
   const fit = (f) => (steady.length > 2 ? slope(steady.map(minutes), steady.map(f)) : 0);
   const rssSlope = fit((s) => s.rss);
-  const fdSlope = fit((s) => s.fds - 2 * s.conns);
+  const fdSlope = fit((s) => s.fds - s.conns);
   const result = {
     minutes: MINUTES,
     workers: WORKERS,
