@@ -50,6 +50,11 @@ function listenError(errno, syscall, address, port) {
   return err;
 }
 
+/** A net.Socket that owns `fd` and reads it: the engine has let go of it. */
+function socketOwning(fd) {
+  return new net.Socket({ fd, readable: true, writable: true });
+}
+
 class NativeListener {
   constructor(wss, options, callback) {
     this.wss = wss;
@@ -188,7 +193,7 @@ class NativeListener {
 
   /** A connection for Node's HTTP server, with the bytes it sent so far. */
   onHandoff(fd, bytes) {
-    const socket = new net.Socket({ fd, readable: true, writable: true });
+    const socket = socketOwning(fd);
     this.track(socket);
     if (bytes.length) socket.unshift(bytes);
     this.http.emit('connection', socket);
@@ -241,8 +246,7 @@ class NativeChannel {
       // application knows; it reads from now on.
       socket.resume();
     } else {
-      socket = handed ? new net.Socket({ fd: handed.fd, readable: true, writable: true }) : new net.Socket();
-      if (!handed) socket.destroy();
+      socket = handed ? socketOwning(handed.fd) : goneSocket(false);
     }
     if (handed && handed.rest.length) socket.unshift(handed.rest);
     this.listener.track(socket);

@@ -151,9 +151,31 @@ unsafe extern "C" fn take_bigs(env: sys::napi_env, info: sys::napi_callback_info
     })
 }
 
-/// The mask key a send's flags ask for.
-unsafe fn key_of(env: sys::napi_env, core: &mut StreamCore, flags: u32, key: sys::napi_value) -> Option<[u8; 4]> {
-    masking(flags, u32_arg(env, key).unwrap_or(0)).key(&mut core.masks)
+/// Appends to `out` the frame `write` makes of `data` with the core's
+/// encoder, the opcode, flags and mask key taken from the JS arguments
+/// (`default_op` when the opcode is not a number).
+#[allow(clippy::too_many_arguments)]
+unsafe fn frame_into(
+    env: sys::napi_env,
+    core: &mut StreamCore,
+    out: &mut Vec<u8>,
+    data: sys::napi_value,
+    opcode: sys::napi_value,
+    default_op: u32,
+    flags: sys::napi_value,
+    key: sys::napi_value,
+    write: impl FnOnce(&mut Encoder, &mut Vec<u8>, &[u8], u8, u32, Option<[u8; 4]>),
+) -> Result<()> {
+    let (opcode, flags) = (u32_arg(env, opcode).unwrap_or(default_op), u32_arg(env, flags).unwrap_or(0));
+    let key = masking(flags, u32_arg(env, key).unwrap_or(0)).key(&mut core.masks);
+    let bytes = payload(env, data, &mut core.scratch)?;
+    write(&mut core.encoder, out, bytes, opcode as u8, flags, key);
+    Ok(())
+}
+
+/// A data frame (`opcode` 1 or 2).
+fn data_frame(enc: &mut Encoder, out: &mut Vec<u8>, bytes: &[u8], opcode: u8, flags: u32, key: Option<[u8; 4]>) {
+    enc.data(out, bytes, opcode, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
 }
 
 /// Frames a data message into `target` at `offset`. Returns the frame's
@@ -162,11 +184,11 @@ unsafe fn key_of(env: sys::napi_env, core: &mut StreamCore, flags: u32, key: sys
 unsafe extern "C" fn encode_into(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     raw_call(env, info, c"streamEncodeInto", |[core, data, opcode, flags, key, target, offset]| {
         let core = core_of(env, core)?;
-        let (opcode, flags) = (u32_arg(env, opcode).unwrap_or(1), u32_arg(env, flags).unwrap_or(0));
-        let key = key_of(env, core, flags, key);
-        core.out.clear();
-        let bytes = payload(env, data, &mut core.scratch)?;
-        core.encoder.data(&mut core.out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
+        let mut out = std::mem::take(&mut core.out);
+        out.clear();
+        let framed = frame_into(env, core, &mut out, data, opcode, 1, flags, key, data_frame);
+        core.out = out;
+        framed?;
         let n = core.out.len();
         let dst = view_mut(env, target)?;
         let at = f64_arg(env, offset).unwrap_or(0.0) as usize;
@@ -206,12 +228,8 @@ unsafe extern "C" fn take_frame(env: sys::napi_env, info: sys::napi_callback_inf
 /// Frames a data message (`opcode` 1 or 2) and returns the bytes to write.
 unsafe extern "C" fn encode(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     raw_call(env, info, c"streamEncode", |[core, data, opcode, flags, key]| {
-        let core = core_of(env, core)?;
-        let (opcode, flags) = (u32_arg(env, opcode).unwrap_or(1), u32_arg(env, flags).unwrap_or(0));
-        let key = key_of(env, core, flags, key);
         let mut out = Vec::new();
-        let bytes = payload(env, data, &mut core.scratch)?;
-        core.encoder.data(&mut out, bytes, opcode as u8, flags & F_FIN != 0, flags & F_COMPRESS != 0, key);
+        frame_into(env, core_of(env, core)?, &mut out, data, opcode, 1, flags, key, data_frame)?;
         Ok(give_buffer(env, out))
     })
 }
@@ -235,12 +253,8 @@ unsafe extern "C" fn encode_header(env: sys::napi_env, info: sys::napi_callback_
 /// Frames a close (8), ping (9) or pong (10) frame.
 unsafe extern "C" fn encode_control(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     raw_call(env, info, c"streamEncodeControl", |[core, opcode, data, flags, key]| {
-        let core = core_of(env, core)?;
-        let (opcode, flags) = (u32_arg(env, opcode).unwrap_or(9), u32_arg(env, flags).unwrap_or(0));
-        let key = key_of(env, core, flags, key);
         let mut out = Vec::new();
-        let bytes = payload(env, data, &mut core.scratch)?;
-        core.encoder.control(&mut out, opcode as u8, bytes, key);
+        frame_into(env, core_of(env, core)?, &mut out, data, opcode, 9, flags, key, |enc, out, bytes, op, _, key| enc.control(out, op, bytes, key))?;
         Ok(give_buffer(env, out))
     })
 }
