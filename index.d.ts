@@ -68,12 +68,13 @@ declare class WebSocket extends EventEmitter {
   close(code?: number, data?: string | Buffer): void;
   ping(data?: any, mask?: boolean, cb?: (err: Error) => void): void;
   pong(data?: any, mask?: boolean, cb?: (err: Error) => void): void;
-  send(data: BufferLike, cb?: (err?: Error) => void): void;
+  /** Beyond ws: false once bufferedAmount is above `sendHighWaterMark` ('drain' follows). */
+  send(data: BufferLike, cb?: (err?: Error) => void): boolean;
   send(
     data: BufferLike,
     options: { mask?: boolean | undefined; binary?: boolean | undefined; compress?: boolean | undefined; fin?: boolean | undefined },
     cb?: (err?: Error) => void
-  ): void;
+  ): boolean;
   terminate(): void;
   pause(): void;
   resume(): void;
@@ -92,7 +93,7 @@ declare class WebSocket extends EventEmitter {
   on(event: 'error', listener: (this: WebSocket, error: Error) => void): this;
   on(event: 'upgrade', listener: (this: WebSocket, request: IncomingMessage) => void): this;
   on(event: 'message', listener: (this: WebSocket, data: WebSocket.RawData, isBinary: boolean) => void): this;
-  on(event: 'open', listener: (this: WebSocket) => void): this;
+  on(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
   on(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
   on(event: 'redirect', listener: (this: WebSocket, url: string, request: ClientRequest) => void): this;
   on(event: 'unexpected-response', listener: (this: WebSocket, request: ClientRequest, response: IncomingMessage) => void): this;
@@ -102,7 +103,7 @@ declare class WebSocket extends EventEmitter {
   once(event: 'error', listener: (this: WebSocket, error: Error) => void): this;
   once(event: 'upgrade', listener: (this: WebSocket, request: IncomingMessage) => void): this;
   once(event: 'message', listener: (this: WebSocket, data: WebSocket.RawData, isBinary: boolean) => void): this;
-  once(event: 'open', listener: (this: WebSocket) => void): this;
+  once(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
   once(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
   once(event: 'redirect', listener: (this: WebSocket, url: string, request: ClientRequest) => void): this;
   once(event: 'unexpected-response', listener: (this: WebSocket, request: ClientRequest, response: IncomingMessage) => void): this;
@@ -111,24 +112,28 @@ declare class WebSocket extends EventEmitter {
   off(event: 'close', listener: (this: WebSocket, code: number, reason: Buffer) => void): this;
   off(event: 'error', listener: (this: WebSocket, error: Error) => void): this;
   off(event: 'message', listener: (this: WebSocket, data: WebSocket.RawData, isBinary: boolean) => void): this;
-  off(event: 'open', listener: (this: WebSocket) => void): this;
+  off(event: 'open' | 'drain', listener: (this: WebSocket) => void): this;
   off(event: 'ping' | 'pong', listener: (this: WebSocket, data: Buffer) => void): this;
   off(event: string | symbol, listener: (this: WebSocket, ...args: any[]) => void): this;
 
   addListener(event: 'close', listener: (code: number, reason: Buffer) => void): this;
   addListener(event: 'error', listener: (error: Error) => void): this;
   addListener(event: 'message', listener: (data: WebSocket.RawData, isBinary: boolean) => void): this;
-  addListener(event: 'open', listener: () => void): this;
+  addListener(event: 'open' | 'drain', listener: () => void): this;
   addListener(event: 'ping' | 'pong', listener: (data: Buffer) => void): this;
   addListener(event: string | symbol, listener: (...args: any[]) => void): this;
 
   removeListener(event: 'close', listener: (code: number, reason: Buffer) => void): this;
   removeListener(event: 'error', listener: (error: Error) => void): this;
   removeListener(event: 'message', listener: (data: WebSocket.RawData, isBinary: boolean) => void): this;
-  removeListener(event: 'open', listener: () => void): this;
+  removeListener(event: 'open' | 'drain', listener: () => void): this;
   removeListener(event: 'ping' | 'pong', listener: (data: Buffer) => void): this;
   removeListener(event: string | symbol, listener: (...args: any[]) => void): this;
 }
+
+// Beyond ws, in interfaces of their own (the namespace below): topics on a
+// server's WebSockets, publish() and broadcast() on the server.
+interface WebSocket extends WebSocket.Subscriber {}
 
 declare const WebSocketAlias: typeof WebSocket;
 interface WebSocketAlias extends WebSocket {}
@@ -152,7 +157,41 @@ declare namespace WebSocket {
 
   type FinishRequestCallback = (request: ClientRequest, websocket: WebSocket) => void;
 
-  interface ClientOptions extends SecureContextOptions {
+  /** Beyond ws: send-side backpressure. */
+  interface BackpressureOptions {
+    /** send() returns false above this many bytes of bufferedAmount (default 1 MiB). */
+    sendHighWaterMark?: number | undefined;
+  }
+
+  interface ServerBackpressureOptions extends BackpressureOptions {
+    /** A connection with more than this buffered is closed with 1008 (default 0: off). */
+    maxBufferedAmount?: number | undefined;
+  }
+
+  /** Beyond ws: the topics of a server's WebSocket (`wss.publish()`). */
+  interface Subscriber {
+    subscribe(topic: string): void;
+    unsubscribe(topic: string): void;
+    isSubscribed(topic: string): boolean;
+    readonly subscriptions: string[];
+  }
+
+  interface PublishOptions {
+    binary?: boolean | undefined;
+    compress?: boolean | undefined;
+    /** A WebSocket the message is not sent to. */
+    except?: WebSocket | undefined;
+  }
+
+  /** Beyond ws: messages framed once for many WebSockets. */
+  interface Publisher {
+    /** Sends to every subscriber of `topic`; returns how many got it here. */
+    publish(topic: string, data: BufferLike, options?: PublishOptions): number;
+    /** Sends to every open client; needs clientTracking. */
+    broadcast(data: BufferLike, options?: PublishOptions): number;
+  }
+
+  interface ClientOptions extends SecureContextOptions, BackpressureOptions {
     protocol?: string | undefined;
     followRedirects?: boolean | undefined;
     generateMask?(mask: Buffer): void;
@@ -241,7 +280,7 @@ declare namespace WebSocket {
   interface ServerOptions<
     U extends typeof WebSocket = typeof WebSocket,
     V extends typeof IncomingMessage = typeof IncomingMessage
-  > {
+  > extends ServerBackpressureOptions {
     host?: string | undefined;
     port?: number | undefined;
     backlog?: number | undefined;
@@ -320,6 +359,9 @@ declare namespace WebSocket {
     removeListener(event: 'close' | 'listening', cb: () => void): this;
     removeListener(event: string | symbol, listener: (...args: any[]) => void): this;
   }
+
+  interface Server<T extends typeof WebSocket = typeof WebSocket, U extends typeof IncomingMessage = typeof IncomingMessage>
+    extends Publisher {}
 
   const WebSocketServer: typeof Server;
   interface WebSocketServer extends Server {}

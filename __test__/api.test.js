@@ -7,7 +7,7 @@ const assert = require('assert');
 const { describe } = require('node:test');
 const { once } = require('events');
 
-const { attempt, closeServer, describeError, it, record, sameForBoth, startServer, track } = require('./helpers');
+const { attempt, closeServer, describeError, it, record, sameForBoth, sent, startServer, track } = require('./helpers');
 
 const same = (scenario) => sameForBoth(assert, scenario);
 
@@ -25,7 +25,7 @@ describe('API parity', () => {
     await same(async (WebSocket, log) => {
       const wss = await startServer('ws');
       const ws = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`));
-      attempt(log, 'send', () => ws.send('x'));
+      attempt(log, 'send', () => sent(ws.send('x')));
       attempt(log, 'ping', () => ws.ping());
       attempt(log, 'pong', () => ws.pong());
       log.push(['state', ws.readyState, ws.bufferedAmount, ws.protocol, ws.extensions, ws.isPaused]);

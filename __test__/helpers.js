@@ -401,6 +401,14 @@ function prng(seed) {
  * Runs `fn`, logging what it returned or the error it threw, so that
  * argument checks compare between ws and ws-native.
  */
+/**
+ * A `send()` result for a log compared with ws: ws returns undefined, ws-native
+ * a boolean (backpressure, README; tested in backpressure.test.js).
+ */
+function sent(r) {
+  return typeof r === 'boolean' ? undefined : r;
+}
+
 function attempt(log, label, fn) {
   try {
     const r = fn();
@@ -429,10 +437,6 @@ async function waitFor(log, promise, what, ms = 3000) {
 }
 
 module.exports = {
-  IMPLS,
-  MASK,
-  PAIRS,
-  TIMEOUT,
   assertSameAsWs,
   attempt,
   closeServer,
@@ -440,16 +444,21 @@ module.exports = {
   describe,
   describeError,
   frame,
+  IMPLS,
   it,
+  MASK,
+  PAIRS,
   parseFrames,
   prng,
   rawClient,
   rawServer,
   record,
   sameForBoth,
+  sent,
   serverUrl,
   startServer,
   statusCodeOf,
+  TIMEOUT,
   track,
   turns,
   waitFor

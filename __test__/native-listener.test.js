@@ -177,6 +177,34 @@ describe('native listener ({ port } servers)', () => {
     assert.strictEqual(out.trim(), 'one port\nserved');
   });
 
+  it("close()'s callback comes when the last connection goes, also when its id is the listener's", T, async () => {
+    // In a fresh process the first listener and the first connection have
+    // the same engine id; the listener's drained record once went to the
+    // connection and was lost. The same script runs under ws.
+    const { execFile } = require('child_process');
+    const run = async (impl) => {
+      const code = `
+        const W = require(${JSON.stringify(require.resolve(impl))});
+        const C = require(${JSON.stringify(require.resolve('ws'))});
+        const wss = new W.WebSocketServer({ port: 0, host: '127.0.0.1' }, () => {
+          const c = new C('ws://127.0.0.1:' + wss.address().port);
+          c.on('error', () => {});
+          wss.on('connection', (ws) => {
+            c.terminate();
+            ws.on('close', () => console.log('ws close'));
+            wss.close(() => console.log('closed', ws.readyState));
+          });
+        });`;
+      const child = track(execFile(process.execPath, ['-e', code]));
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      await once(child, 'exit');
+      return out.trim().split('\n');
+    };
+    assert.deepStrictEqual(await run('..'), await run('ws'));
+    assert.deepStrictEqual(await run('ws'), ['closed 2', 'ws close']);
+  });
+
   it('WS_NATIVE_LISTENER=0 leaves { port } servers on Node\'s HTTP server', T, async () => {
     const { execFileSync } = require('child_process');
     const code = `const W = require(${JSON.stringify(require.resolve('..'))}); const wss = new W.WebSocketServer({ port: 0, host: '127.0.0.1' }, () => { console.log(wss._server.listening, wss._listener === null); wss.close(); });`;

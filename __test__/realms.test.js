@@ -9,7 +9,7 @@ const assert = require('assert');
 const vm = require('vm');
 const { describe, it } = require('node:test');
 
-const { attempt, sameForBoth, startServer, serverUrl, closeServer } = require('./helpers');
+const { attempt, closeServer, sameForBoth, sent, serverUrl, startServer } = require('./helpers');
 
 const foreign = vm.createContext({});
 const make = (src) => vm.runInContext(src, foreign);
@@ -47,7 +47,7 @@ for (const tls of [false, true]) {
         await new Promise((resolve) => c.on('open', resolve));
         // Fresh values for each call: ws masks a foreign ArrayBuffer in place.
         for (const name of Object.keys(foreignValues())) {
-          attempt(log, `send ${name}`, () => c.send(foreignValues()[name]));
+          attempt(log, `send ${name}`, () => sent(c.send(foreignValues()[name])));
           attempt(log, `ping ${name}`, () => c.ping(foreignValues()[name]));
           attempt(log, `pong ${name}`, () => c.pong(foreignValues()[name]));
         }

@@ -15,7 +15,7 @@ const path = require('path');
 const { describe, it } = require('node:test');
 const { once } = require('events');
 
-const { IMPLS, MASK, attempt, describeError, frame, rawClient, rawServer, record, sameForBoth } = require('./helpers');
+const { IMPLS, MASK, attempt, describeError, frame, rawClient, rawServer, record, sameForBoth, sent } = require('./helpers');
 
 const REF = IMPLS.ws;
 const TLS = {
@@ -1148,18 +1148,18 @@ describe('Class: WebSocket', () => {
         const ws = c.me;
         const got = [];
         c.peer.on('message', (d, isBinary) => got.push([d.toString('hex'), isBinary]));
-        attempt(log, 'plain object', () => ws.send({ a: 1 }));
-        attempt(log, 'symbol', () => ws.send(Symbol('x')));
-        attempt(log, 'null', () => ws.send(null));
-        attempt(log, 'undefined', () => ws.send(undefined));
-        attempt(log, 'array', () => ws.send([104, 105]));
-        attempt(log, 'array-like', () => ws.send({ length: 2, 0: 1, 1: 2 }));
-        attempt(log, 'number', () => ws.send(12.5));
-        attempt(log, 'zero', () => ws.send(0));
-        attempt(log, 'valueOf', () => ws.send({ valueOf: () => 'vo' }));
-        attempt(log, 'empty string', () => ws.send(''));
-        attempt(log, 'dataview', () => ws.send(new DataView(new Uint8Array([7, 8, 9]).buffer, 1)));
-        attempt(log, 'float64', () => ws.send(new Float64Array([1])));
+        attempt(log, 'plain object', () => sent(ws.send({ a: 1 })));
+        attempt(log, 'symbol', () => sent(ws.send(Symbol('x'))));
+        attempt(log, 'null', () => sent(ws.send(null)));
+        attempt(log, 'undefined', () => sent(ws.send(undefined)));
+        attempt(log, 'array', () => sent(ws.send([104, 105])));
+        attempt(log, 'array-like', () => sent(ws.send({ length: 2, 0: 1, 1: 2 })));
+        attempt(log, 'number', () => sent(ws.send(12.5)));
+        attempt(log, 'zero', () => sent(ws.send(0)));
+        attempt(log, 'valueOf', () => sent(ws.send({ valueOf: () => 'vo' })));
+        attempt(log, 'empty string', () => sent(ws.send('')));
+        attempt(log, 'dataview', () => sent(ws.send(new DataView(new Uint8Array([7, 8, 9]).buffer, 1))));
+        attempt(log, 'float64', () => sent(ws.send(new Float64Array([1]))));
         await new Promise((r) => ws.send('last', r));
         ws.close();
         await closed(c.peer);

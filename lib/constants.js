@@ -11,6 +11,8 @@ module.exports = {
   GUID: '258EAFA5-E914-47DA-95CA-C5AB0DC85B11',
   kForOnEventAttribute: Symbol('kIsForOnEventAttribute'),
   kListener: Symbol('kListener'),
+  /** The WebSocketServer a server-side WebSocket belongs to. */
+  kServer: Symbol('ws-native server'),
   kStatusCode: Symbol('status-code'),
   kWebSocket: Symbol('websocket'),
   NOOP: () => {}

@@ -21,6 +21,7 @@ const EV = {
   REQUEST: 11,
   HANDOFF: 12,
   DRAINED: 13,
+  DRAIN: 14,
   BIG: 0x80
 };
 

@@ -20,6 +20,8 @@ const { ackFlags, frameFlags, maskKey } = require('./frame-flags');
 // What a send became (src/bindings/args.rs, sent_code).
 const GONE = 0;
 const WRITTEN = 2;
+/** Queued, with bufferedAmount above the connection's mark. */
+const FULL = 4;
 const { keepLive } = require('./adopted-socket');
 const { watch } = require('./socket-events');
 
@@ -89,6 +91,9 @@ function onBatch(t, ar, bg) {
       case EV.FINISH:
         tr._finish();
         break;
+      case EV.DRAIN:
+        tr.ws._onDrain();
+        break;
       case EV.CLOSED:
         tr._closed(a);
         break;
@@ -111,7 +116,7 @@ function listenerRecord(word, id, a, b) {
       break;
     }
     case EV.DRAINED: {
-      const l = listeners.get(id);
+      const l = listeners.get(word >>> 8);
       if (l !== undefined) l.onDrained();
       break;
     }
@@ -189,11 +194,18 @@ class NativeTransport {
 
   /**
    * Queues a data frame. `mask` is false, true (random key) or a 4-byte key.
+   * Returns whether bufferedAmount may now be above the WebSocket's mark.
    */
   send(data, binary, fin, compress, mask, cb) {
     const flags = frameFlags(fin, compress, mask) | ackFlags(cb, this.callbacks === null);
     const sent = this.closed ? GONE : engineSend(this.id, data, binary ? 2 : 1, flags, maskKey(mask));
     this._queued(sent, cb);
+    return sent === FULL;
+  }
+
+  /** 'drain' on the WebSocket once bufferedAmount is back to 0. */
+  armDrain() {
+    if (!this.closed) engine.armDrain(this.id);
   }
 
   /** Queues a close (8), ping (9) or pong (10) frame. */
@@ -414,6 +426,32 @@ class NativeTransport {
   }
 }
 
+/** Connections on the engine are topic members there (topics.js). */
+NativeTransport.prototype.native = true;
+
+function topicJoin(id, topic) {
+  engine.topicJoin(id, topic);
+}
+
+function topicLeave(id, topic) {
+  engine.topicLeave(id, topic);
+}
+
+/**
+ * Queues a message to every member of engine topic `topic` but connection
+ * `except` (-1: none); returns how many it reached. Members it left above
+ * their maxBufferedAmount are closed (WebSocket#_overflowed).
+ */
+function publishNative(topic, payload, binary, compress, except) {
+  const n = engine.publish(topic, payload, binary ? 2 : 1, compress, except);
+  if (n >= 0) return n;
+  for (const id of engine.takeOverflowed()) {
+    const tr = transports.get(id);
+    if (tr !== undefined) tr.ws._overflowed();
+  }
+  return -n - 1;
+}
+
 function destroySocket(socket) {
   socket.destroy();
 }
@@ -519,4 +557,18 @@ function engineStats() {
   return engine === null ? [0, 0, 0, 0, 0] : engine.stats();
 }
 
-module.exports = { adopt, attachUpgraded, canAdopt, engineStats, errnoError, getEngine, goneSocket, handshakes, listeners, socketOver };
+module.exports = {
+  adopt,
+  attachUpgraded,
+  canAdopt,
+  engineStats,
+  errnoError,
+  getEngine,
+  goneSocket,
+  handshakes,
+  listeners,
+  publishNative,
+  socketOver,
+  topicJoin,
+  topicLeave
+};

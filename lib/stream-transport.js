@@ -73,6 +73,8 @@ class StreamTransport {
     // listener that makes the socket emit data) gets a tape of its own.
     this.tape = new Uint32Array(64);
     this.feeding = false;
+    this.drainArmed = false;
+    this.onSocketDrain = null;
   }
 
   get bufferedAmount() {
@@ -86,7 +88,10 @@ class StreamTransport {
     // does: over TLS a copy in the frame would be held beside the ciphertext.
     if (!mask && typeof data !== 'string' && data.length >= BY_REFERENCE && this.held === null && !this.inCompressed) {
       const header = streamEncodeHeader(this.core, data.length, binary ? 2 : 1, flags);
-      if (header !== undefined) return this.raw([header, data], cb);
+      if (header !== undefined) {
+        this.raw([header, data], cb);
+        return this.bufferedAmount > this.ws._checkAt;
+      }
     }
     const frame = small(data) ? framePooled(this.core, data, binary ? 2 : 1, flags, maskKey(mask)) : streamEncode(this.core, data, binary ? 2 : 1, flags, maskKey(mask));
     // The first frame of a compressed message has RSV1; its continuations
@@ -95,6 +100,14 @@ class StreamTransport {
     this.inCompressed = compressed && !fin;
     if (compressed || this.held !== null) this._hold([frame], cb, byteLength(data));
     else this.socket.write(frame, cb);
+    return this.bufferedAmount > this.ws._checkAt;
+  }
+
+  /** 'drain' on the WebSocket once bufferedAmount is back to 0. */
+  armDrain() {
+    if (this.drainArmed) return;
+    this.drainArmed = true;
+    checkDrain(this);
   }
 
   control(opcode, data, mask, cb) {
@@ -183,6 +196,35 @@ function releaseHeld(tr) {
     socket.write(frames[frames.length - 1], cb);
   }
   socket.uncork();
+  if (tr.drainArmed) checkDrain(tr);
+}
+
+/**
+ * Emits 'drain' on the WebSocket once nothing is buffered: at once, or
+ * when the socket's own buffer is written out (its 'drain', which a
+ * Writable emits only after a write was refused, so it is asked for).
+ */
+function checkDrain(tr) {
+  if (tr.closed || tr.held !== null) return;
+  const socket = tr.socket;
+  if (socket.writableLength === 0) {
+    tr.drainArmed = false;
+    process.nextTick(emitDrain, tr.ws);
+    return;
+  }
+  const state = socket._writableState;
+  if (state) state.needDrain = true;
+  if (tr.onSocketDrain === null) {
+    tr.onSocketDrain = () => {
+      tr.onSocketDrain = null;
+      if (tr.drainArmed) checkDrain(tr);
+    };
+    socket.once('drain', tr.onSocketDrain);
+  }
+}
+
+function emitDrain(ws) {
+  ws._onDrain();
 }
 
 function onData(chunk) {

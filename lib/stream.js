@@ -93,7 +93,22 @@ function createWebSocketStream(ws, options) {
       ws.once('open', () => duplex._write(chunk, encoding, callback));
       return;
     }
-    ws.send(chunk, callback);
+    // Backpressure (beyond ws): a write is done at once while the send
+    // buffer is below its high-water mark, else once it is written out. An
+    // error after an early callback destroys the stream with it.
+    let done = false;
+    const below = ws.send(chunk, (err) => {
+      if (!done) {
+        done = true;
+        callback(err);
+      } else if (err && !duplex.destroyed) {
+        duplex.destroy(err);
+      }
+    });
+    if (below && !done) {
+      done = true;
+      callback();
+    }
   };
 
   duplex.on('end', onEnd);

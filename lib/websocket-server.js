@@ -12,7 +12,9 @@ const nativeListener = require('./native-listener');
 const PerMessageDeflate = require('./permessage-deflate');
 const subprotocol = require('./subprotocol');
 const WebSocket = require('./websocket');
-const { CLOSE_TIMEOUT, GUID, kWebSocket } = require('./constants');
+const { CLOSE_TIMEOUT, GUID, kServer, kWebSocket } = require('./constants');
+const { sendMarks } = require('./backpressure');
+const { Topics, message } = require('./topics');
 
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
 const RUNNING = 0;
@@ -88,8 +90,43 @@ class WebSocketServer extends EventEmitter {
       this._shouldEmitClose = false;
     }
 
+    sendMarks(options, true);
+    this._topics = new Topics();
+    /** A backplane (ws-native/redis) that takes publishes to other servers. */
+    this._backplane = null;
+
     this.options = options;
     this._state = RUNNING;
+  }
+
+  /**
+   * Sends a message to every subscriber of `topic` (WebSocket#subscribe),
+   * framed once for all (beyond ws). Returns how many got it here; with a
+   * backplane, the other servers' subscribers get it too.
+   * @param {String} topic
+   * @param {*} data As for `send()`, but not a Blob
+   * @param {Object} [options] binary, compress, and `except`: a WebSocket to pass by
+   * @return {Number}
+   */
+  publish(topic, data, options) {
+    if (typeof topic !== 'string') throw new TypeError('The topic must be a string');
+    const msg = message(data, options);
+    const count = this._topics.publish(topic, msg);
+    if (this._backplane !== null) this._backplane.publish(topic, msg.payload, msg.binary, msg.compress);
+    return count;
+  }
+
+  /** A publish to this server's subscribers only (a backplane delivers with it). */
+  _publishLocal(topic, data, options) {
+    return this._topics.publish(topic, message(data, options));
+  }
+
+  /**
+   * Sends a message to every open client (beyond ws): `clients.forEach(send)`
+   * with the frame made once. Needs clientTracking. Returns the count.
+   */
+  broadcast(data, options) {
+    return this._topics.broadcast(this.clients, message(data, options));
   }
 
   address() {
@@ -276,18 +313,17 @@ class WebSocketServer extends EventEmitter {
       skipUTF8Validation: this.options.skipUTF8Validation
     });
 
+    ws[kServer] = this;
     if (this.clients) {
       this.clients.add(ws);
       // One function for every client, not a closure each (idle memory).
-      ws[kServer] = this;
       ws.on('close', clientClosed);
     }
+    this._topics.connected(ws);
 
     cb(ws, req);
   }
 }
-
-const kServer = Symbol('ws-native server');
 
 /** A tracked client closed (`this` is it). */
 function clientClosed() {

@@ -20,8 +20,10 @@ const {
   EMPTY_BUFFER,
   kForOnEventAttribute,
   kListener,
+  kServer,
   kStatusCode
 } = require('./constants');
+const { DEFAULT_HIGH_WATER_MARK, sendMarks } = require('./backpressure');
 const { EventTarget } = require('./event-target');
 const { isBlob, isValidStatusCode } = require('./validation');
 
@@ -66,9 +68,11 @@ class WebSocket extends EventEmitter {
       this._isServer = false;
       this._redirects = 0;
       const args = clientHandshake.normalizeArgs(protocols, options);
+      this._setMarks(args.options);
       options = clientHandshake.initAsClient(this, address, args.protocols, args.options);
     } else {
       this._isServer = true;
+      this._setMarks(options);
     }
 
     if (options.autoPong) {
@@ -77,6 +81,16 @@ class WebSocket extends EventEmitter {
       this._maxPendingAutoPongs = options.maxPendingAutoPongs | 0;
     }
     this._closeTimeout = options.closeTimeout;
+  }
+
+  /** Backpressure options; set only when they differ from the prototype's defaults. */
+  _setMarks(options) {
+    const [high, max] = sendMarks(options || {}, this._isServer);
+    if (high !== DEFAULT_HIGH_WATER_MARK || max !== 0) {
+      this._sendHighWaterMark = high;
+      this._maxBufferedAmount = max;
+      this._checkAt = max > 0 ? Math.min(high, max) : high;
+    }
   }
 
   get binaryType() {
@@ -171,7 +185,9 @@ class WebSocket extends EventEmitter {
         maxPayload > 0 ? maxPayload : 0,
         options.maxFragments | 0,
         options.maxBufferedChunks | 0,
-        options.skipUTF8Validation ? 1 : 0
+        options.skipUTF8Validation ? 1 : 0,
+        this._checkAt,
+        this._maxBufferedAmount
       ],
       deflate: pmd ? pmd.engineConfig() : undefined,
       head: undefined,
@@ -186,6 +202,7 @@ class WebSocket extends EventEmitter {
   }
 
   emitClose() {
+    if (this._topics !== null) this[kServer]._topics.leaveAll(this);
     this._readyState = CLOSED;
     this.emit('close', this._closeCode, this._closeMessage);
   }
@@ -296,10 +313,7 @@ class WebSocket extends EventEmitter {
     }
     if (typeof data === 'number') data = data.toString();
 
-    if (this._readyState !== OPEN) {
-      this._sendAfterClose(data, cb);
-      return;
-    }
+    if (this._readyState !== OPEN) return this._sendAfterClose(data, cb);
 
     // A spread over the defaults, as ws does: V8 makes it cheaper than
     // checking each key (measured).
@@ -315,11 +329,80 @@ class WebSocket extends EventEmitter {
 
     if (isBlob(data)) {
       this._sendBlob(data, (buf) => this._transport.send(buf, binary, fin, compress, mask, cb), cb);
-      return;
+      return this._backpressure();
     }
     const payload = !data ? EMPTY_BUFFER : typeof data === 'string' ? data : toBuffer(data);
-    if (!this._deferred) this._transport.send(payload, binary, fin, compress, mask, cb);
-    else this._write(() => this._transport.send(payload, binary, fin, compress, mask, cb), cb, payload);
+    if (!this._deferred) {
+      // The transport tells when bufferedAmount may be above the mark.
+      if (!this._transport.send(payload, binary, fin, compress, mask, cb)) return true;
+    } else {
+      this._write(() => this._transport.send(payload, binary, fin, compress, mask, cb), cb, payload);
+    }
+    return this._backpressure();
+  }
+
+  /**
+   * What `send()` returns once bufferedAmount may be above the high-water
+   * mark: false when it is, and then 'drain' comes once it is back to 0.
+   * Past maxBufferedAmount, the connection is closed instead.
+   */
+  _backpressure() {
+    const amount = this.bufferedAmount;
+    if (this._maxBufferedAmount > 0 && amount > this._maxBufferedAmount) {
+      this._overflowed();
+      return false;
+    }
+    if (amount <= this._sendHighWaterMark) return true;
+    if (!this._needDrain) {
+      this._needDrain = true;
+      // Behind a blob being read, drainDeferred asks once the sends are made.
+      if (!this._deferred) this._transport.armDrain();
+    }
+    return false;
+  }
+
+  _onDrain() {
+    if (!this._needDrain || this._deferred) return;
+    this._needDrain = false;
+    if (this._readyState === OPEN) this.emit('drain');
+  }
+
+  /** More than maxBufferedAmount waits to be written: the peer is too slow. */
+  _overflowed() {
+    if (this._readyState === OPEN) this.close(1008, 'Too much data waiting to be sent');
+  }
+
+  // ---- Publish/subscribe (topics.js); server side only. ----
+
+  subscribe(topic) {
+    const hub = topicsOf(this, topic);
+    if (this._readyState === OPEN) hub.subscribe(this, topic);
+  }
+
+  unsubscribe(topic) {
+    topicsOf(this, topic).unsubscribe(this, topic);
+  }
+
+  isSubscribed(topic) {
+    const t = topicsOf(this, topic).byName.get(topic);
+    return t !== undefined && this._topics !== null && this._topics.has(t);
+  }
+
+  /** The topics this WebSocket is subscribed to. */
+  get subscriptions() {
+    if (this._topics === null) return [];
+    const everyone = this[kServer]._topics.everyone;
+    const names = [];
+    for (const t of this._topics) if (t !== everyone) names.push(t.name);
+    return names;
+  }
+
+  /** A publish to this member of a topic, on the stream transport. */
+  _publishOne(payload, binary, compress) {
+    const deflate = compress && !!this._extensions[PerMessageDeflate.extensionName];
+    const send = () => this._transport.send(payload, binary, true, deflate, false, undefined);
+    if (this._deferred) this._write(send, undefined, payload);
+    else if (send() && this._maxBufferedAmount > 0 && this.bufferedAmount > this._maxBufferedAmount) this._overflowed();
   }
 
   // Blobs are read asynchronously; frames sent after one wait for it, so
@@ -371,7 +454,10 @@ class WebSocket extends EventEmitter {
       if (job.size) this._bufferedAmount -= job.size;
       job.run();
     }
-    if (!queue.length && this._deferred === queue) this._deferred = null;
+    if (!queue.length && this._deferred === queue) {
+      this._deferred = null;
+      if (this._needDrain) this._transport.armDrain();
+    }
   }
 
   /** Every send waiting behind a blob fails with `err`, in order, as in ws. */
@@ -416,6 +502,7 @@ class WebSocket extends EventEmitter {
       if (this._transport && this._transport.fail) this._transport.fail(cb, err);
       else process.nextTick(cb, err);
     }
+    return false;
   }
 
   // ---- Events from the transport. ----
@@ -531,6 +618,14 @@ class WebSocket extends EventEmitter {
   }
 }
 
+/** The server's topics, for a WebSocket of that server; `topic` checked. */
+function topicsOf(ws, topic) {
+  if (typeof topic !== 'string') throw new TypeError('The topic must be a string');
+  const server = ws[kServer];
+  if (server === undefined) throw new Error('Only the WebSockets of a WebSocketServer have topics');
+  return server._topics;
+}
+
 function readToEnd(transport) {
   transport.readToEnd();
 }
@@ -577,6 +672,14 @@ function closeCode(code) {
   buf.writeUInt16BE(code, 0);
   return buf;
 }
+
+// Backpressure and topics, on the prototype: a connection that never uses
+// them carries none of them.
+WebSocket.prototype._sendHighWaterMark = DEFAULT_HIGH_WATER_MARK;
+WebSocket.prototype._maxBufferedAmount = 0;
+WebSocket.prototype._checkAt = DEFAULT_HIGH_WATER_MARK;
+WebSocket.prototype._needDrain = false;
+WebSocket.prototype._topics = null;
 
 for (const [i, name] of READY_STATES.entries()) {
   Object.defineProperty(WebSocket, name, { enumerable: true, value: i });

@@ -26,3 +26,17 @@ client.addEventListener('close', (ev) => void ev.code, { once: true });
 if (client.readyState === WebSocket.OPEN) client.close(1000, 'bye');
 const duplex = createWebSocketStream(client, { encoding: 'utf8' });
 duplex.pipe(process.stdout);
+
+// ws-native's additions (beyond ws): backpressure and publish/subscribe.
+const hub = new WebSocketServer({ port: 0, sendHighWaterMark: 1 << 20, maxBufferedAmount: 8 << 20 });
+hub.on('connection', (ws: WebSocket) => {
+  ws.subscribe('news');
+  const subscribed: boolean = ws.isSubscribed('news');
+  const topics: string[] = ws.subscriptions;
+  if (!ws.send('hello')) ws.once('drain', () => ws.unsubscribe('news'));
+  void [subscribed, topics];
+});
+const reached: number = hub.publish('news', Buffer.from('x'), { binary: true, except: client });
+const everyone: number = hub.broadcast('all', { compress: false });
+const slow = new WebSocket('ws://localhost:1', { sendHighWaterMark: 64 * 1024 });
+void [reached, everyone, slow];

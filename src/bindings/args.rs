@@ -35,6 +35,7 @@ pub fn sent_code(sent: Sent) -> u32 {
         Sent::Queued => 1,
         Sent::Written => 2,
         Sent::NotQueued => 3,
+        Sent::Full => 4,
     }
 }
 
@@ -112,7 +113,8 @@ pub fn masking(flags: u32, key: u32) -> Masking {
     }
 }
 
-/// `limits` is `[maxPayload, maxFragments, maxBufferedChunks, skipUTF8Validation]`;
+/// `limits` is `[maxPayload, maxFragments, maxBufferedChunks,
+/// skipUTF8Validation, sendHighWaterMark, maxBufferedAmount]`;
 /// `deflate`, when negotiated, `[inflateBits, inflateNoContext, deflateBits,
 /// deflateNoContext, level, threshold]`.
 pub fn conn_config(is_server: bool, limits: &[f64], deflate: Option<&[f64]>) -> ConnConfig {
@@ -125,6 +127,9 @@ pub fn conn_config(is_server: bool, limits: &[f64], deflate: Option<&[f64]>) -> 
             max_buffered_chunks: num(limits, 2).max(0.0) as u32,
             skip_utf8_validation: num(limits, 3) != 0.0,
         },
+        // Absent: no mark.
+        high_water: limits.get(4).map_or(usize::MAX, |&m| m.max(0.0) as usize),
+        max_buffered: num(limits, 5).max(0.0) as usize,
         deflate: deflate.map(|d| DeflateConfig {
             inflate_window_bits: num(d, 0) as u8,
             inflate_no_context_takeover: num(d, 1) != 0.0,

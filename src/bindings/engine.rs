@@ -178,6 +178,39 @@ impl NativeEngine {
         vec![read as f64, written as f64]
     }
 
+    /// A drain record once `bufferedAmount` is back to 0.
+    #[napi(catch_unwind)]
+    pub fn arm_drain(&mut self, id: u32) {
+        self.engine().arm_drain(id);
+    }
+
+    #[napi(catch_unwind)]
+    pub fn topic_join(&mut self, id: u32, topic: u32) {
+        self.engine().topic_join(id, topic);
+    }
+
+    #[napi(catch_unwind)]
+    pub fn topic_leave(&mut self, id: u32, topic: u32) {
+        self.engine().topic_leave(id, topic);
+    }
+
+    /// Queues a message to `topic`'s members but `except` (see
+    /// `Engine::publish`); the count, negative (-count - 1) when some are
+    /// left above their `maxBufferedAmount` (`takeOverflowed`).
+    #[napi(catch_unwind)]
+    pub fn publish(&mut self, env: Env, topic: u32, data: Unknown, opcode: u32, compress: bool, except: i32) -> Result<i32> {
+        let eng = self.engine();
+        let except = u32::try_from(except).unwrap_or(0);
+        let count = with_bytes(&env, &data, &mut self.scratch, |bytes| eng.publish(topic, bytes, opcode as u8, compress, except))?;
+        let count = i32::try_from(count).unwrap_or(i32::MAX);
+        Ok(if eng.has_overflowed() { -count - 1 } else { count })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn take_overflowed(&mut self) -> Vec<u32> {
+        self.engine().take_overflowed()
+    }
+
     #[napi(catch_unwind)]
     pub fn compressing(&self, id: u32) -> bool {
         self.engine().compressing(id)
@@ -275,7 +308,7 @@ unsafe fn send_external(eng: &mut Engine, env: sys::napi_env, id: u32, v: sys::n
     }
     let sent = eng.send_external(id, data, len, r, frame, ack(flags));
     match sent {
-        Sent::Queued | Sent::Written => Some(sent_code(sent)),
+        Sent::Queued | Sent::Written | Sent::Full => Some(sent_code(sent)),
         Sent::Gone | Sent::NotQueued => {
             sys::napi_delete_reference(env, r);
             (sent == Sent::Gone).then(|| sent_code(sent))

@@ -107,6 +107,12 @@ impl Deflater {
         }
     }
 
+    /// `(window bits, level, no context takeover)`: deflaters alike in
+    /// these make the same bytes of a message with no context before it.
+    pub fn params(&self) -> (u8, u32, bool) {
+        (self.window_bits, self.level, self.no_context_takeover)
+    }
+
     /// Compresses one fragment, appending to `out`. The last fragment of a
     /// message loses the 00 00 ff ff tail of the sync flush (RFC 7692 7.2.1).
     pub fn deflate(&mut self, mut input: &[u8], fin: bool, out: &mut Vec<u8>) {
@@ -135,7 +141,7 @@ impl Deflater {
                 out.truncate(out.len().saturating_sub(TRAILER.len()));
             }
             if self.no_context_takeover {
-                self.z = Compress::new_with_window_bits(Compression::new(self.level), false, window(self.window_bits));
+                self.z.reset();
             }
         }
     }

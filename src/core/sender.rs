@@ -12,9 +12,24 @@ pub struct DataFrame {
     pub compress: bool,
 }
 
+/// How a published message (a whole one, sent to many) is framed for one
+/// connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shared {
+    /// Uncompressed: the same frame for everyone.
+    Plain,
+    /// Compressed with no context: the same frame for every connection
+    /// with these deflate parameters (window bits, level).
+    Deflated(u8, u32),
+    /// Compressed with this connection's context: its own frame.
+    Own,
+}
+
 pub struct Encoder {
     /// Boxed: most connections have none, and an idle one should stay small.
     deflater: Option<Box<Deflater>>,
+    /// The deflater's parameters, also while it is away compressing.
+    params: Option<(u8, u32, bool)>,
     /// Smallest message to compress; ws applies it only when our side
     /// negotiated no_context_takeover.
     threshold: Option<usize>,
@@ -24,7 +39,22 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(deflater: Option<Deflater>, threshold: Option<usize>) -> Self {
-        Encoder { deflater: deflater.map(Box::new), threshold, first_fragment: true, compress_message: false }
+        let params = deflater.as_ref().map(Deflater::params);
+        Encoder { deflater: deflater.map(Box::new), params, threshold, first_fragment: true, compress_message: false }
+    }
+
+    /// How a whole message of `len` bytes published to many is framed here.
+    pub fn shared(&self, len: usize, compress: bool) -> Shared {
+        match self.params {
+            Some((window, level, no_context)) if compress && self.threshold.is_none_or(|t| len >= t) => {
+                if no_context {
+                    Shared::Deflated(window, level)
+                } else {
+                    Shared::Own
+                }
+            }
+            _ => Shared::Plain,
+        }
     }
 
     pub fn has_deflate(&self) -> bool {

@@ -25,8 +25,10 @@ pub const EV_REQUEST: u32 = 11;
 /// A native listener's connection goes to Node's HTTP server (extra: its fd;
 /// payload: the listener as 4 bytes LE, then the bytes read so far).
 pub const EV_HANDOFF: u32 = 12;
-/// A closed listener's last connection is gone (id: the listener).
+/// A closed listener's last connection is gone (extra: the listener).
 pub const EV_DRAINED: u32 = 13;
+/// A connection's `bufferedAmount` is back to 0 after JS asked to hear it.
+pub const EV_DRAIN: u32 = 14;
 /// Set on a data record whose payload travels as its own Buffer.
 pub const EV_BIG: u32 = 0x80;
 
@@ -249,8 +251,10 @@ impl Batch {
         self.bytes(EV_HANDOFF, fd.unsigned_abs(), id, &payload);
     }
 
+    /// Under connection id 0 (none has it): a listener's id may also be a
+    /// live connection's.
     pub fn drained(&mut self, listener: u32) {
-        self.record(EV_DRAINED, 0, listener, 0, 0);
+        self.record(EV_DRAINED, listener, 0, 0, 0);
     }
 
     pub fn eof(&mut self, id: u32) {
@@ -260,6 +264,10 @@ impl Batch {
     /// The write side is shut down: everything queued went out, then a FIN.
     pub fn finish(&mut self, id: u32) {
         self.record(EV_FINISH, 0, id, 0, 0);
+    }
+
+    pub fn drain(&mut self, id: u32) {
+        self.record(EV_DRAIN, 0, id, 0, 0);
     }
 
     pub fn closed(&mut self, id: u32, errno: i32) {

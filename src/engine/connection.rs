@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::c_int;
+use std::rc::Rc;
 
 use super::batch::Batch;
 use super::outq::{BufPool, OutQueue, Wrote};
@@ -49,6 +50,13 @@ struct Offloaded {
     acks: u32,
 }
 
+/// A frame built once for many connections (a publish): small ones are
+/// copied into each queue, bigger ones shared.
+pub enum Published {
+    Copied(Vec<u8>),
+    Shared(Rc<[u8]>),
+}
+
 /// Why queued sends failed, for their callbacks' error.
 pub const FAILED_CLOSED: u32 = 0;
 pub const FAILED_COMPRESSING: u32 = 1;
@@ -92,6 +100,17 @@ pub struct Conn {
     pub fd_shared: bool,
     /// The last write attempt left bytes the kernel did not take.
     pub blocked: bool,
+    /// A send leaving `bufferedAmount` above this is reported (`Sent::Full`).
+    pub high_water: usize,
+    /// A publish leaving `bufferedAmount` above this (0: no limit) reports
+    /// the connection, which JS closes (`maxBufferedAmount`).
+    pub max_buffered: usize,
+    /// JS waits for `bufferedAmount` to reach 0 ('drain').
+    pub need_drain: bool,
+    /// The topics this connection is subscribed to (src/engine/topics.rs).
+    pub topics: Vec<u32>,
+    /// A close frame is queued: publishes pass this connection by.
+    pub close_sent: bool,
     pub poll_events: c_int,
     pub paused: bool,
     pub eof: bool,
@@ -139,6 +158,11 @@ impl Conn {
             notify_closed: false,
             fd_shared: false,
             blocked: false,
+            high_water: usize::MAX,
+            max_buffered: 0,
+            need_drain: false,
+            topics: Vec::new(),
+            close_sent: false,
             poll_events: 0,
             paused: false,
             eof: false,
@@ -233,6 +257,31 @@ impl Conn {
         let before = self.pending();
         self.out(pool).extend_from_slice(bytes);
         self.count_deferred(0, before);
+    }
+
+    /// Queues a published frame; a shared one without a copy.
+    pub fn push_published(&mut self, pool: &mut BufPool, frame: &Published, payload: usize) {
+        let bytes: &[u8] = match frame {
+            Published::Copied(v) => v,
+            Published::Shared(rc) => rc,
+        };
+        if let Some(o) = self.offload.as_mut() {
+            o.payload += payload as u64;
+            o.held.push_back(Held::Raw(bytes.to_vec()));
+            return;
+        }
+        let before = self.pending();
+        match frame {
+            Published::Copied(v) => self.out(pool).extend_from_slice(v),
+            Published::Shared(rc) => self.out.push_shared(rc),
+        }
+        self.count_deferred(payload, before);
+    }
+
+    /// Whether a publish reaches this connection: open, and no close or
+    /// end queued.
+    pub fn takes_publish(&self) -> bool {
+        !self.closed && !self.handshaking && !self.ending && !self.close_sent && self.failed == 0
     }
 
     /// Half-closes once everything queued is written.
@@ -429,6 +478,10 @@ impl Conn {
         }
         if acked > 0 {
             batch.ack(self.id, acked, 0);
+        }
+        if self.need_drain && self.buffered_amount() == 0 {
+            self.need_drain = false;
+            batch.drain(self.id);
         }
         if self.ending && !self.shut && self.pending() == 0 {
             self.shut = true;

@@ -8,6 +8,7 @@ pub mod http;
 pub mod outq;
 pub mod pool;
 pub mod syscall;
+pub mod topics;
 pub mod uv;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use crate::core::receiver::{Receiver, ReceiverConfig};
 use crate::core::sender::{DataFrame, Encoder};
 use batch::Batch;
 use connection::{Conn, Io};
+use topics::{Frames, Topics};
 use outq::BufPool;
 use pool::{Done, Job, Pool};
 use uv::{Api, Handle, Loop};
@@ -40,9 +42,17 @@ pub struct DeflateConfig {
 pub struct ConnConfig {
     pub receiver: ReceiverConfig,
     pub deflate: Option<DeflateConfig>,
+    /// `Conn::high_water` and `Conn::max_buffered`.
+    pub high_water: usize,
+    pub max_buffered: usize,
 }
 
 impl ConnConfig {
+    fn apply_marks(&self, c: &mut Conn) {
+        c.high_water = self.high_water;
+        c.max_buffered = self.max_buffered;
+    }
+
     /// The parser and encoder of a connection with this configuration.
     pub fn codec(&self) -> (Receiver, Encoder) {
         match self.deflate {
@@ -70,6 +80,21 @@ pub enum Sent {
     /// Written to the kernel at once; no acknowledgement comes, the caller
     /// runs the send's callback itself (as Node does, on the next tick).
     Written,
+    /// Queued, and `bufferedAmount` is now above the connection's high-water
+    /// mark (acknowledged as `Queued`).
+    Full,
+}
+
+/// Bytes queued in one batch past which they are written at once.
+const FLUSH_EARLY: usize = 64 * 1024;
+
+/// `sent`, or `Sent::Full` when `c`'s `bufferedAmount` is above its mark.
+fn full_or(c: &Conn, sent: Sent) -> Sent {
+    if c.buffered_amount() > c.high_water {
+        Sent::Full
+    } else {
+        sent
+    }
 }
 
 /// Whether a send wants its callback, and whether that may be run by the
@@ -131,6 +156,9 @@ pub struct Engine {
     pool_tried: bool,
     listeners: HashMap<u32, Box<Listener>>,
     next_listener: u32,
+    topics: Topics,
+    /// Connections a publish left above their `max_buffered`, for JS.
+    overflowed: Vec<u32>,
 }
 
 /// A listening socket of a `{ port }` WebSocketServer.
@@ -213,6 +241,8 @@ impl Engine {
             pool_tried: false,
             listeners: HashMap::new(),
             next_listener: 1,
+            topics: Topics::default(),
+            overflowed: Vec::new(),
         }));
         (*eng).check = api.new_check(lp, eng as *mut c_void, on_check);
         (*eng).idle = api.new_idle(lp, eng as *mut c_void);
@@ -364,7 +394,7 @@ impl Engine {
 
     fn accept_conn(&mut self, lid: u32, fd: c_int) {
         // Its codec is set at the upgrade.
-        let cfg = ConnConfig { receiver: ReceiverConfig { is_server: true, max_payload: 0, max_fragments: 0, max_buffered_chunks: 0, skip_utf8_validation: false }, deflate: None };
+        let cfg = ConnConfig { receiver: ReceiverConfig { is_server: true, max_payload: 0, max_fragments: 0, max_buffered_chunks: 0, skip_utf8_validation: false }, deflate: None, high_water: usize::MAX, max_buffered: 0 };
         let registered = self.register(fd, &cfg, |c| {
             c.listener = lid;
             c.handshaking = true;
@@ -393,6 +423,7 @@ impl Engine {
         if cfg.deflate.is_some() && self.start_pool() {
             conn.use_pool();
         }
+        cfg.apply_marks(&mut conn);
         init(&mut conn);
         let conn = Box::into_raw(conn);
         // SAFETY: on the loop's thread; the fd stays open until the handle is
@@ -459,6 +490,7 @@ impl Engine {
         let (receiver, encoder) = cfg.codec();
         c.receiver = receiver;
         c.encoder = encoder;
+        cfg.apply_marks(c);
         c.handshaking = false;
         if cfg.deflate.is_some() && self.start_pool() {
             c.use_pool();
@@ -556,6 +588,7 @@ impl Engine {
         let Some(c) = self.conn(id) else { return Sent::Gone };
         let key = self.mask_key(mask);
         c.encode_control(&mut self.bufs, opcode, payload, key);
+        c.close_sent |= opcode == crate::core::frame::OP_CLOSE;
         self.queued(c, ack)
     }
 
@@ -573,13 +606,81 @@ impl Engine {
                 return Sent::Written;
             }
             c.want_ack();
-            return Sent::Queued;
+            return full_or(c, Sent::Queued);
         }
         if ack != Ack::No {
             c.want_ack();
         }
         self.schedule_flush(c);
-        Sent::Queued
+        if c.closed {
+            // Written at once and failed: JS hears it in the batch.
+            return Sent::Queued;
+        }
+        full_or(c, Sent::Queued)
+    }
+
+    /// Asks for a drain record once `bufferedAmount` is 0 (at once when it is).
+    pub fn arm_drain(&mut self, id: u32) {
+        let Some(c) = self.conn(id) else { return };
+        c.need_drain = true;
+        if c.buffered_amount() == 0 {
+            c.need_drain = false;
+            self.batch.drain(id);
+            self.wake();
+        }
+    }
+
+    pub fn topic_join(&mut self, id: u32, topic: u32) {
+        let Some(c) = self.conn(id) else { return };
+        if self.topics.join(topic, id) {
+            c.topics.push(topic);
+        }
+    }
+
+    pub fn topic_leave(&mut self, id: u32, topic: u32) {
+        let Some(c) = self.conn(id) else { return };
+        if self.topics.leave(topic, id) {
+            c.topics.retain(|&t| t != topic);
+        }
+    }
+
+    /// Queues one message to every member of `topic` but `except`, each
+    /// frame built once (see topics.rs); returns how many it reached. The
+    /// writes go out at this turn's check phase, so that publishes made
+    /// together reach each socket in one write.
+    pub fn publish(&mut self, topic: u32, payload: &[u8], opcode: u8, compress: bool, except: u32) -> u32 {
+        let Some(members) = self.topics.take(topic) else { return 0 };
+        let mut frames = Frames::new(payload, opcode);
+        let mut count = 0;
+        for &id in &members {
+            let Some(c) = self.conn(id).filter(|c| id != except && c.takes_publish()) else { continue };
+            count += 1;
+            let kind = c.encoder.shared(payload.len(), compress);
+            match frames.get(kind, &mut self.topics) {
+                Some(frame) => c.push_published(&mut self.bufs, frame, payload.len()),
+                None => {
+                    let frame = DataFrame { opcode, fin: true, compress: true };
+                    if let Some(job) = c.encode_data(&mut self.bufs, payload, frame, None) {
+                        self.submit(id, Job::Deflate(job));
+                    }
+                }
+            }
+            self.defer_flush(c);
+            if c.max_buffered > 0 && c.buffered_amount() > c.max_buffered {
+                self.overflowed.push(id);
+            }
+        }
+        self.topics.put_back(topic, members);
+        count
+    }
+
+    pub fn has_overflowed(&self) -> bool {
+        !self.overflowed.is_empty()
+    }
+
+    /// The connections publishes left above their `max_buffered`, once.
+    pub fn take_overflowed(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.overflowed)
     }
 
     /// During a batch, writes wait for its end so that they go out as one;
@@ -587,13 +688,23 @@ impl Engine {
     /// compresses on a thread pool); otherwise they go out now.
     fn schedule_flush(&mut self, c: &mut Conn) {
         if self.dispatching || c.waits_for_compression() {
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push(c.id);
-                self.wake();
-            }
+            self.defer_flush(c);
         } else {
             self.after_io(c, |c, b, p| c.flush(b, p));
+        }
+    }
+
+    /// Leaves the write to this turn's check phase, unless that much is
+    /// queued that the kernel should have it now: `bufferedAmount` counts
+    /// only what the kernel refused, and must not stay blind to a queue
+    /// growing inside one batch.
+    fn defer_flush(&mut self, c: &mut Conn) {
+        if c.pending() >= FLUSH_EARLY && !c.waits_for_compression() {
+            self.after_io(c, |c, b, p| c.flush(b, p));
+        } else if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(c.id);
+            self.wake();
         }
     }
 
@@ -802,11 +913,10 @@ impl Engine {
         }
         c.closed = true;
         self.conns.remove(&c.id);
-        if c.listener != 0 {
-            let lid = std::mem::take(&mut c.listener);
-            self.listener_gone(lid, 1);
-        }
         self.finals.insert(c.id, (c.read, c.written));
+        for topic in std::mem::take(&mut c.topics) {
+            self.topics.leave(topic, c.id);
+        }
         c.discard_output(&mut self.bufs);
         self.release(c);
         let failed = c.take_unacked();
@@ -814,6 +924,12 @@ impl Engine {
             self.batch.ack_failed(c.id, failed, reason, errno);
         }
         self.batch.closed(c.id, errno);
+        // After the connection's own close, as a server hears of its last
+        // connection after the socket's end.
+        if c.listener != 0 {
+            let lid = std::mem::take(&mut c.listener);
+            self.listener_gone(lid, 1);
+        }
         self.closing += 1;
         unsafe { self.api.close(c.poll, on_poll_closed) };
         // uv_close has stopped the poll (the fd is out of epoll), so the fd

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::c_int;
+use std::rc::Rc;
 
 
 /// Write buffers shared by all connections: a connection takes one when it
@@ -38,6 +39,14 @@ impl BufPool {
     }
 }
 
+/// Who keeps a segment's bytes alive.
+enum Keep {
+    /// JS memory, held by the caller until its token comes back.
+    Token(usize),
+    /// A frame shared with other connections' queues (a publish).
+    Shared { _frame: Rc<[u8]> },
+}
+
 /// A payload in memory the queue does not own.
 struct Seg {
     /// Position in `buf` the payload goes after.
@@ -45,7 +54,16 @@ struct Seg {
     ptr: *const u8,
     len: usize,
     done: usize,
-    token: usize,
+    keep: Keep,
+}
+
+impl Seg {
+    /// Hands the segment's JS token, if any, to `released`.
+    fn release(self, released: &mut Vec<usize>) {
+        if let Keep::Token(t) = self.keep {
+            released.push(t);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -78,7 +96,14 @@ impl OutQueue {
     /// Queues `len` bytes at `ptr`, to be written after what is queued now.
     /// The memory must stay valid until `token` comes back from `write_to`.
     pub fn push_external(&mut self, ptr: *const u8, len: usize, token: usize) {
-        self.segs.push_back(Seg { at: self.buf.len(), ptr, len, done: 0, token });
+        self.segs.push_back(Seg { at: self.buf.len(), ptr, len, done: 0, keep: Keep::Token(token) });
+        self.seg_bytes += len;
+    }
+
+    /// Queues a frame other queues share, without a copy.
+    pub fn push_shared(&mut self, frame: &Rc<[u8]>) {
+        let (ptr, len) = (frame.as_ptr(), frame.len());
+        self.segs.push_back(Seg { at: self.buf.len(), ptr, len, done: 0, keep: Keep::Shared { _frame: Rc::clone(frame) } });
         self.seg_bytes += len;
     }
 
@@ -93,7 +118,7 @@ impl OutQueue {
         let (bytes, segs) = mark;
         for s in self.segs.drain(segs.min(self.segs.len())..) {
             self.seg_bytes -= s.len - s.done;
-            released.push(s.token);
+            s.release(released);
         }
         self.buf.truncate(bytes.max(self.head));
         if self.pending() == 0 {
@@ -175,8 +200,9 @@ impl OutQueue {
                     self.seg_bytes -= take;
                     n -= take;
                     if s.done == s.len {
-                        released.push(s.token);
-                        self.segs.pop_front();
+                        if let Some(s) = self.segs.pop_front() {
+                            s.release(released);
+                        }
                     }
                 }
                 next => {
@@ -190,14 +216,16 @@ impl OutQueue {
         // Zero-length leftovers at the head (none are queued, but be safe).
         while self.segs.front().is_some_and(|s| s.at == self.head && s.done == s.len) {
             if let Some(s) = self.segs.pop_front() {
-                released.push(s.token);
+                s.release(released);
             }
         }
     }
 
     /// Drops everything queued; returns the tokens still held.
     pub fn discard(&mut self, released: &mut Vec<usize>, pool: &mut BufPool) {
-        released.extend(self.segs.drain(..).map(|s| s.token));
+        for s in self.segs.drain(..) {
+            s.release(released);
+        }
         self.seg_bytes = 0;
         self.head = 0;
         pool.give(std::mem::take(&mut self.buf));

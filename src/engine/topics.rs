@@ -1,0 +1,161 @@
+//! Publish/subscribe: which connections are subscribed to which topic, and
+//! the frames of one publish, built once for all of them.
+//!
+//! A connection's share of a publish is one of three (see `Shared`): the
+//! plain frame, the same for everyone; a frame compressed with no context,
+//! the same for every connection with the same deflate parameters; or, with
+//! context takeover, a frame of its own, which its encoder makes (on the
+//! pool when it is big), in order with its other sends.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use super::connection::Published;
+use crate::core::deflate::Deflater;
+use crate::core::frame::write_frame;
+use crate::core::sender::Shared;
+
+/// Frames at least this long are shared by the queues instead of copied.
+const SHARE_MIN: usize = 1024;
+
+#[derive(Default)]
+pub struct Topics {
+    members: HashMap<u32, HashSet<u32>>,
+    /// Deflaters for messages compressed once for many, by (window, level);
+    /// with no context takeover each message starts from a reset state.
+    deflaters: Vec<((u8, u32), Deflater)>,
+}
+
+impl Topics {
+    /// Adds connection `conn` to `topic`; false when it was there already.
+    pub fn join(&mut self, topic: u32, conn: u32) -> bool {
+        self.members.entry(topic).or_default().insert(conn)
+    }
+
+    pub fn leave(&mut self, topic: u32, conn: u32) -> bool {
+        let Some(set) = self.members.get_mut(&topic) else { return false };
+        let was = set.remove(&conn);
+        if set.is_empty() {
+            self.members.remove(&topic);
+        }
+        was
+    }
+
+    /// The members of `topic`, taken out while a publish goes through them
+    /// (`put_back` returns them).
+    pub fn take(&mut self, topic: u32) -> Option<HashSet<u32>> {
+        self.members.remove(&topic)
+    }
+
+    /// Returns what `take` took, with the members that joined meanwhile.
+    pub fn put_back(&mut self, topic: u32, mut set: HashSet<u32>) {
+        if let Some(joined) = self.members.remove(&topic) {
+            set.extend(joined);
+        }
+        if !set.is_empty() {
+            self.members.insert(topic, set);
+        }
+    }
+
+    fn deflater(&mut self, window: u8, level: u32) -> &mut Deflater {
+        let i = match self.deflaters.iter().position(|(k, _)| *k == (window, level)) {
+            Some(i) => i,
+            None => {
+                self.deflaters.push(((window, level), Deflater::new(window, true, level as i32)));
+                self.deflaters.len() - 1
+            }
+        };
+        &mut self.deflaters[i].1
+    }
+}
+
+/// The frames of one publish, made the first time a member needs each.
+pub struct Frames<'a> {
+    payload: &'a [u8],
+    opcode: u8,
+    plain: Option<Published>,
+    deflated: Vec<((u8, u32), Published)>,
+}
+
+impl<'a> Frames<'a> {
+    pub fn new(payload: &'a [u8], opcode: u8) -> Self {
+        Frames { payload, opcode, plain: None, deflated: Vec::new() }
+    }
+
+    /// The frame for `kind` (not `Shared::Own`, which the connection makes).
+    pub fn get(&mut self, kind: Shared, topics: &mut Topics) -> Option<&Published> {
+        match kind {
+            Shared::Plain => {
+                let (payload, opcode) = (self.payload, self.opcode);
+                Some(self.plain.get_or_insert_with(|| published(payload, opcode, false)))
+            }
+            Shared::Deflated(window, level) => {
+                let i = match self.deflated.iter().position(|(k, _)| *k == (window, level)) {
+                    Some(i) => i,
+                    None => {
+                        let mut z = Vec::new();
+                        topics.deflater(window, level).deflate(self.payload, true, &mut z);
+                        self.deflated.push(((window, level), published(&z, self.opcode, true)));
+                        self.deflated.len() - 1
+                    }
+                };
+                self.deflated.get(i).map(|(_, f)| f)
+            }
+            Shared::Own => None,
+        }
+    }
+}
+
+/// An unmasked, final frame of `payload`.
+fn published(payload: &[u8], opcode: u8, rsv1: bool) -> Published {
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    write_frame(&mut frame, true, rsv1, opcode, payload, None);
+    if frame.len() >= SHARE_MIN {
+        Published::Shared(Rc::from(frame))
+    } else {
+        Published::Copied(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::deflate::Inflater;
+    use crate::core::frame::OP_TEXT;
+
+    #[test]
+    fn membership_survives_a_publish_that_took_it() {
+        let mut t = Topics::default();
+        assert!(t.join(1, 10));
+        assert!(!t.join(1, 10));
+        let set = t.take(1).unwrap_or_default();
+        t.join(1, 11);
+        t.put_back(1, set);
+        assert_eq!(t.take(1).map(|s| s.len()), Some(2));
+        assert!(!t.leave(1, 10));
+    }
+
+    #[test]
+    fn frames_are_built_once_per_kind() {
+        let mut t = Topics::default();
+        let text = vec![b'a'; 2000];
+        let mut f = Frames::new(&text, OP_TEXT);
+        let plain = match f.get(Shared::Plain, &mut t) {
+            Some(Published::Shared(rc)) => Rc::clone(rc),
+            _ => Rc::from(vec![]),
+        };
+        assert_eq!(plain.len(), 2004);
+        assert!(matches!(f.get(Shared::Plain, &mut t), Some(Published::Shared(rc)) if Rc::ptr_eq(rc, &plain)));
+        // The same compressed bytes twice in a row: no context carried over.
+        for _ in 0..2 {
+            let mut f = Frames::new(&text, OP_TEXT);
+            let Some(Published::Copied(frame)) = f.get(Shared::Deflated(15, 6), &mut t) else { panic!("a small frame") };
+            assert_eq!(frame[0], 0xc1);
+            let mut out = vec![];
+            let mut inf = Inflater::new(15, true);
+            inf.inflate(&frame[2..], true, &mut out, 0).unwrap_or_default();
+            assert_eq!(out, text);
+        }
+        assert!(f.get(Shared::Own, &mut t).is_none());
+    }
+}
