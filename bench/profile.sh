@@ -3,7 +3,7 @@
 # software cpu-clock sampling, which works where the machine has no
 # hardware counters), JS frames named through --perf-basic-prof.
 #
-#   [SIZE=bytes] bash bench/profile.sh [native|ws] [echo|wss|handshakes] [seconds]
+#   [SIZE=bytes] [CONNS=n] bash bench/profile.sh [native|ws] [echo|wss|handshakes|broadcast] [seconds]
 #
 # Prints the server's own top symbols, and the share of its samples in
 # each part: ws-native's Rust, N-API, V8's compiled JS, V8/Node internals,
@@ -29,6 +29,7 @@ case $scenario in
   echo) args=(echo --conns 50 --inflight 16 --size 32) ;;
   wss) args=(echo --tls --conns 50 --inflight 16 --size "${SIZE:-32}" --binary) ;;
   handshakes) args=(handshakes --conns 16) ;;
+  broadcast) args=(broadcast --conns "${CONNS:-1000}" --inflight 8 --size "${SIZE:-32}") ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac
 bench/loadgen/target/release/ws-loadgen "${args[@]}" --addr "127.0.0.1:$port" --secs "$((secs + 2))" > "$out/load.log" &

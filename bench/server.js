@@ -1,7 +1,8 @@
 'use strict';
 
 // The server under test: echo on every path, plus a relay for the broadcast
-// scenario (/broadcast/recv joins, /broadcast/send messages go to everyone).
+// scenarios (/broadcast/recv subscribes, /broadcast/send messages go to
+// every subscriber).
 //
 //   node bench/server.js native|ws [--deflate] [--tls] [--express]
 //   bun bench/server.js ws [...]           (Bun's own `ws`, on uWebSockets)
@@ -34,15 +35,23 @@ const wss = server
   ? new impl.WebSocketServer({ server, perMessageDeflate: deflate })
   : new impl.WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: deflate });
 
+// ws-native relays a broadcast with its publish() (frame once, fan out in
+// the engine); ws and Bun's ws, with what their users write: a send each.
+const publish = process.argv[2] !== 'ws';
 const receivers = new Set();
 wss.on('connection', (ws, req) => {
   ws.on('error', () => {});
   if (req.url === '/broadcast/recv') {
-    receivers.add(ws);
-    ws.on('close', () => receivers.delete(ws));
+    if (publish) {
+      ws.subscribe('all');
+    } else {
+      receivers.add(ws);
+      ws.on('close', () => receivers.delete(ws));
+    }
   } else if (req.url === '/broadcast/send') {
     ws.on('message', (data, isBinary) => {
-      for (const r of receivers) r.send(data, { binary: isBinary });
+      if (publish) wss.publish('all', data, { binary: isBinary });
+      else for (const r of receivers) r.send(data, { binary: isBinary });
     });
   } else {
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));

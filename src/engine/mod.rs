@@ -5,6 +5,7 @@ pub mod batch;
 pub mod connection;
 pub mod dispatch;
 pub mod http;
+pub mod idmap;
 pub mod outq;
 pub mod pool;
 pub mod syscall;
@@ -22,6 +23,7 @@ use crate::core::mask::MaskPool;
 use crate::core::receiver::{Receiver, ReceiverConfig};
 use crate::core::sender::{DataFrame, Encoder};
 use batch::Batch;
+use idmap::IdMap;
 use connection::{Conn, Io};
 use topics::{Frames, Topics};
 use outq::BufPool;
@@ -131,7 +133,7 @@ pub struct Engine {
     check: *mut Handle,
     idle: *mut Handle,
     idle_on: bool,
-    conns: HashMap<u32, *mut Conn>,
+    conns: IdMap<*mut Conn>,
     /// Byte counts of closed connections, until JS takes them.
     finals: HashMap<u32, (u64, u64)>,
     next_id: u32,
@@ -219,7 +221,7 @@ impl Engine {
             check: std::ptr::null_mut(),
             idle: std::ptr::null_mut(),
             idle_on: false,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             finals: HashMap::new(),
             next_id: 1,
             batch: Batch::default(),

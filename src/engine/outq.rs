@@ -17,10 +17,11 @@ pub struct BufPool {
     bytes: usize,
 }
 
-const POOL_MAX: usize = 64;
+/// Enough for a publish to every connection of a big topic to reuse buffers.
+const POOL_MAX: usize = 16 * 1024;
 const POOL_BUF_MAX: usize = 1 << 20;
 /// Bytes the pool may hold in all; past it, returned buffers are freed.
-const POOL_BYTES_MAX: usize = 4 << 20;
+const POOL_BYTES_MAX: usize = 8 << 20;
 
 impl BufPool {
     pub fn take(&mut self) -> Vec<u8> {

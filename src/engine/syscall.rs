@@ -32,6 +32,11 @@ pub fn read_into(fd: c_int, buf: &mut Vec<u8>, max: usize) -> isize {
 /// Every entry of `iov` must point at `iov_len` readable bytes.
 #[inline]
 pub unsafe fn send_iov(fd: c_int, iov: &mut [libc::iovec]) -> isize {
+    // One buffer (the usual case): send(2) skips sendmsg's copy of the
+    // header and the vector.
+    if let [one] = iov {
+        return libc::send(fd, one.iov_base, one.iov_len, libc::MSG_NOSIGNAL);
+    }
     let mut msg: libc::msghdr = std::mem::zeroed();
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = iov.len() as _;

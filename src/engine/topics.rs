@@ -7,10 +7,10 @@
 //! context takeover, a frame of its own, which its encoder makes (on the
 //! pool when it is big), in order with its other sends.
 
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use super::connection::Published;
+use super::idmap::{IdMap, IdSet};
 use crate::core::deflate::Deflater;
 use crate::core::frame::write_frame;
 use crate::core::sender::Shared;
@@ -20,7 +20,7 @@ const SHARE_MIN: usize = 1024;
 
 #[derive(Default)]
 pub struct Topics {
-    members: HashMap<u32, HashSet<u32>>,
+    members: IdMap<IdSet>,
     /// Deflaters for messages compressed once for many, by (window, level);
     /// with no context takeover each message starts from a reset state.
     deflaters: Vec<((u8, u32), Deflater)>,
@@ -43,12 +43,12 @@ impl Topics {
 
     /// The members of `topic`, taken out while a publish goes through them
     /// (`put_back` returns them).
-    pub fn take(&mut self, topic: u32) -> Option<HashSet<u32>> {
+    pub fn take(&mut self, topic: u32) -> Option<IdSet> {
         self.members.remove(&topic)
     }
 
     /// Returns what `take` took, with the members that joined meanwhile.
-    pub fn put_back(&mut self, topic: u32, mut set: HashSet<u32>) {
+    pub fn put_back(&mut self, topic: u32, mut set: IdSet) {
         if let Some(joined) = self.members.remove(&topic) {
             set.extend(joined);
         }
