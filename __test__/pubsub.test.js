@@ -147,6 +147,29 @@ for (const [label, setup] of SETUPS) {
       );
     });
 
+    it("a publish in the middle of a member's fragmented message ends it, as that member's send() would", async () => {
+      await sameForBoth(
+        assert,
+        async (W, log, impl) => {
+          const { wss, url } = await start(impl, setup);
+          try {
+            const { clients, servers } = await connectAll(wss, url, 2);
+            const p = publisher(impl, wss);
+            for (const s of servers) p.join(s, 't');
+            const done = receiveAll(clients, [3, 2], log);
+            servers[0].send('part 1, ', { fin: false });
+            p.publish('t', 'published');
+            servers[0].send('after');
+            p.publish('t', 'again');
+            await done;
+          } finally {
+            await stop(wss);
+          }
+        },
+        { sides: ['client 0', 'client 1'] }
+      );
+    });
+
     it('closing and closed members are passed by', async () => {
       await sameForBoth(assert, async (W, log, impl) => {
         const { wss, url } = await start(impl, setup);

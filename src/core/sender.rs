@@ -44,7 +44,12 @@ impl Encoder {
     }
 
     /// How a whole message of `len` bytes published to many is framed here.
+    /// In the middle of a fragmented message it is this connection's own
+    /// frame: the message's last fragment, as a `send()` would make it.
     pub fn shared(&self, len: usize, compress: bool) -> Shared {
+        if !self.first_fragment {
+            return Shared::Own;
+        }
         match self.params {
             Some((window, level, no_context)) if compress && self.threshold.is_none_or(|t| len >= t) => {
                 if no_context {

@@ -661,7 +661,7 @@ impl Engine {
             match frames.get(kind, &mut self.topics) {
                 Some(frame) => c.push_published(&mut self.bufs, frame, payload.len()),
                 None => {
-                    let frame = DataFrame { opcode, fin: true, compress: true };
+                    let frame = DataFrame { opcode, fin: true, compress };
                     if let Some(job) = c.encode_data(&mut self.bufs, payload, frame, None) {
                         self.submit(id, Job::Deflate(job));
                     }
