@@ -425,7 +425,18 @@ for (const lib of LIBS) {
       const env = (flags, payload) => Buffer.concat([Buffer.from([flags]), origin, Buffer.from(payload)]);
       await probe.publish(`${prefix}t`, env(0x01, [1, 2, 3])); // binary
       await probe.publish(`${prefix}t`, Buffer.from('too short')); // no envelope
-      await probe.publish(`${prefix}t`, env(0x05, 'reserved flag bit')); // not ours
+      await probe.publish(`${prefix}t`, env(0x09, 'reserved flag bit')); // not ours
+      // A batch: two publishes, then a malformed one (dropped whole).
+      const entry = (flags, topic, payload) => {
+        const head = Buffer.alloc(3);
+        head[0] = flags;
+        head.writeUInt16BE(Buffer.byteLength(topic), 1);
+        const len = Buffer.alloc(4);
+        len.writeUInt32BE(Buffer.byteLength(payload));
+        return Buffer.concat([head, Buffer.from(topic), len, Buffer.from(payload)]);
+      };
+      await probe.publish(prefix, env(0x04, Buffer.concat([entry(0x00, 't', 'batched 1'), entry(0x00, 'u', 'elsewhere'), entry(0x01, 't', 'batched 2')])));
+      await probe.publish(prefix, env(0x04, Buffer.concat([entry(0x00, 't', 'cut'), Buffer.from([0, 0, 9])])));
       await probe.publish('app1x:t', env(0x00, 'would match an unescaped prefix'));
       await probe.publish(`${prefix}u`, env(0x00, 'another topic'));
       await probe.publish(`${prefix}t`, env(0x02, 'é end')); // text, compress
@@ -433,6 +444,8 @@ for (const lib of LIBS) {
       assert.deepStrictEqual(c.data.items, [
         { binary: false, data: 'own' },
         { binary: true, data: Buffer.from([1, 2, 3]) },
+        { binary: false, data: 'batched 1' },
+        { binary: true, data: Buffer.from('batched 2') },
         { binary: false, data: 'é end' }
       ]);
 
@@ -442,16 +455,20 @@ for (const lib of LIBS) {
       track(() => listener.isOpen && listener.destroy());
       await listener.pSubscribe(`app\\[1\\]\\*:*`, (message, channel) => seen.push({ message, channel }), true);
       wss.publish('t', Buffer.from([9, 8]));
-      wss.publish('t', 'text', { compress: false });
-      const [bin, text] = await seen.until((s) => s.length === 2);
+      const [bin] = await seen.until((s) => s.length === 1);
       assert.strictEqual(bin.channel.toString(), `${prefix}t`);
       assert.strictEqual(bin.message.length, 19);
       assert.strictEqual(bin.message[0], 0x03); // binary, compress (publish's default)
+      assert.notDeepStrictEqual(bin.message.subarray(1, 17), origin);
       assert.deepStrictEqual(bin.message.subarray(17), Buffer.from([9, 8]));
-      assert.strictEqual(text.message[0], 0x00);
-      assert.deepStrictEqual(text.message.subarray(1, 17), bin.message.subarray(1, 17), 'one origin');
-      assert.notDeepStrictEqual(text.message.subarray(1, 17), origin);
-      assert.strictEqual(text.message.subarray(17).toString(), 'text');
+      // Publishes of one tick: one batch on the bare prefix, in order.
+      wss.publish('t', 'text', { compress: false });
+      wss.publish('ü', Buffer.from([7]));
+      const [, batch] = await seen.until((s) => s.length === 2);
+      assert.strictEqual(batch.channel.toString(), prefix);
+      assert.strictEqual(batch.message[0], 0x04);
+      assert.deepStrictEqual(batch.message.subarray(1, 17), bin.message.subarray(1, 17), 'one origin');
+      assert.deepStrictEqual(batch.message.subarray(17), Buffer.concat([entry(0x00, 't', 'text'), entry(0x03, 'ü', Buffer.from([7]))]));
       assert.deepStrictEqual(wss.errors, []);
     });
 
