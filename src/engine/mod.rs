@@ -651,7 +651,10 @@ impl Engine {
     /// writes go out at this turn's check phase, so that publishes made
     /// together reach each socket in one write.
     pub fn publish(&mut self, topic: u32, payload: &[u8], opcode: u8, compress: bool, except: u32) -> u32 {
-        let Some(members) = self.topics.take(topic) else { return 0 };
+        let Some(mut members) = self.topics.take(topic) else { return 0 };
+        // A connection that fails while the set is out (an early write) has
+        // left its topics without this one: it is taken out below.
+        let closing = self.closing;
         let mut frames = Frames::new(payload, opcode);
         let mut count = 0;
         for &id in &members {
@@ -671,6 +674,9 @@ impl Engine {
             if c.max_buffered > 0 && c.buffered_amount() > c.max_buffered {
                 self.overflowed.push(id);
             }
+        }
+        if self.closing > closing {
+            members.retain(|id| self.conns.contains_key(id));
         }
         self.topics.put_back(topic, members);
         count
