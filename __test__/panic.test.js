@@ -18,6 +18,12 @@ function closed(ws) {
 }
 
 describe('a panic in the core closes only its connection', () => {
+  it('the hook arms only with WS_NATIVE_TEST_HOOKS=1', () => {
+    delete process.env.WS_NATIVE_TEST_HOOKS;
+    assert.strictEqual(binding.injectPanic(), false);
+    process.env.WS_NATIVE_TEST_HOOKS = '1';
+  });
+
   for (const tls of [false, true]) {
     it(tls ? 'TLS (stream transport)' : 'TCP (native engine)', async () => {
       const wss = track(await startServer('native', {}, { tls }));
@@ -38,7 +44,7 @@ describe('a panic in the core closes only its connection', () => {
       const bystander = track(new WebSocket(serverUrl(wss), options));
       await Promise.all([once(victim, 'open'), once(bystander, 'open')]);
       const victimClosed = closed(victim);
-      binding.injectPanic();
+      assert.strictEqual(binding.injectPanic(), true);
       victim.send('boom');
       const victimCode = await victimClosed;
       await closed(servers[0]);

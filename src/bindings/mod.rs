@@ -18,8 +18,9 @@ pub fn error_codes() -> Vec<&'static str> {
     crate::core::error::CODES.to_vec()
 }
 
-/// Makes the next parse on this thread panic (tests of panic containment).
+/// Makes the next parse on this thread panic (tests of panic containment),
+/// when `WS_NATIVE_TEST_HOOKS=1`; returns whether it will.
 #[napi_derive::napi]
-pub fn inject_panic() {
-    crate::core::receiver::panic_injection::arm();
+pub fn inject_panic() -> bool {
+    crate::core::receiver::panic_injection::arm()
 }

@@ -563,11 +563,17 @@ pub mod panic_injection {
         static ARMED: Cell<bool> = const { Cell::new(false) };
     }
 
-    pub fn arm() {
-        ARMED.with(|a| a.set(true));
+    /// Arms only where the environment asks for test hooks
+    /// (`WS_NATIVE_TEST_HOOKS=1`): elsewhere no call from JS reaches the
+    /// panic. Returns whether it armed.
+    pub fn arm() -> bool {
+        let allowed = std::env::var_os("WS_NATIVE_TEST_HOOKS").is_some_and(|v| v == "1");
+        ARMED.with(|a| a.set(allowed));
+        allowed
     }
 
-    /// Reachable only after `arm()` (the `injectPanic()` export); every
+    /// Reachable only after `arm()` (the `injectPanic()` export, with test
+    /// hooks on); every
     /// parse runs inside `catch_unwind` (engine/batch.rs `contain`), so the
     /// panic closes that one connection with 1011.
     #[allow(clippy::panic)]

@@ -312,7 +312,7 @@ impl Conn {
     pub fn buffered_amount(&self) -> usize {
         let (payload, frames) = self.deferred.map_or((0, 0), |d| (d.payload as usize, d.frames as usize));
         let offloaded = self.offload.as_ref().map_or(0, |o| o.payload as usize);
-        payload + offloaded + if self.blocked { self.pending() - frames } else { 0 }
+        payload + offloaded + if self.blocked { self.pending().saturating_sub(frames) } else { 0 }
     }
 
     /// Drops what waits behind a compression (the socket is being destroyed).

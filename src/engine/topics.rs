@@ -57,15 +57,14 @@ impl Topics {
         }
     }
 
-    fn deflater(&mut self, window: u8, level: u32) -> &mut Deflater {
-        let i = match self.deflaters.iter().position(|(k, _)| *k == (window, level)) {
-            Some(i) => i,
-            None => {
-                self.deflaters.push(((window, level), Deflater::new(window, true, level as i32)));
-                self.deflaters.len() - 1
-            }
-        };
-        &mut self.deflaters[i].1
+    /// Compresses `payload` as one whole message with no context.
+    fn deflate(&mut self, window: u8, level: u32, payload: &[u8], out: &mut Vec<u8>) {
+        if !self.deflaters.iter().any(|(k, _)| *k == (window, level)) {
+            self.deflaters.push(((window, level), Deflater::new(window, true, level as i32)));
+        }
+        if let Some((_, d)) = self.deflaters.iter_mut().find(|(k, _)| *k == (window, level)) {
+            d.deflate(payload, true, out);
+        }
     }
 }
 
@@ -90,16 +89,12 @@ impl<'a> Frames<'a> {
                 Some(self.plain.get_or_insert_with(|| published(payload, opcode, false)))
             }
             Shared::Deflated(window, level) => {
-                let i = match self.deflated.iter().position(|(k, _)| *k == (window, level)) {
-                    Some(i) => i,
-                    None => {
-                        let mut z = Vec::new();
-                        topics.deflater(window, level).deflate(self.payload, true, &mut z);
-                        self.deflated.push(((window, level), published(&z, self.opcode, true)));
-                        self.deflated.len() - 1
-                    }
-                };
-                self.deflated.get(i).map(|(_, f)| f)
+                if !self.deflated.iter().any(|(k, _)| *k == (window, level)) {
+                    let mut z = Vec::new();
+                    topics.deflate(window, level, self.payload, &mut z);
+                    self.deflated.push(((window, level), published(&z, self.opcode, true)));
+                }
+                self.deflated.iter().find(|(k, _)| *k == (window, level)).map(|(_, f)| f)
             }
             Shared::Own => None,
         }
