@@ -107,88 +107,82 @@ function receiveAll(clients, counts, log) {
 
 const json = (n) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ id: i, name: `item ${i}` })));
 
+/**
+ * Runs `body` with ws and with ws-native on `setup`, `n` clients connected:
+ * `body({ wss, url, clients, servers, p, log, impl })`, `p` the publisher of
+ * that implementation. Logs are compared per entry of `sides`, when given.
+ */
+function sameWithClients(setup, { n, options, sides }, body) {
+  return sameForBoth(
+    assert,
+    async (W, log, impl) => {
+      const { wss, url } = await start(impl, setup, options);
+      try {
+        const { clients, servers } = await connectAll(wss, url, n);
+        await body({ wss, url, clients, servers, p: publisher(impl, wss), log, impl });
+      } finally {
+        await stop(wss);
+      }
+    },
+    sides && { sides }
+  );
+}
+
+const clientSides = (n) => Array.from({ length: n }, (_, i) => `client ${i}`);
+
 for (const [label, setup] of SETUPS) {
   describe(`publish/subscribe: ${label}`, () => {
     it('every subscriber gets each publish once, in order with direct sends; except, counts, leaving', async () => {
-      await sameForBoth(
-        assert,
-        async (W, log, impl) => {
-          const { wss, url } = await start(impl, setup);
-          try {
-            const { clients, servers } = await connectAll(wss, url, 4);
-            const p = publisher(impl, wss);
-            p.join(servers[0], 'a');
-            p.join(servers[1], 'a');
-            p.join(servers[2], 'a');
-            p.join(servers[2], 'b');
-            p.join(servers[3], 'b');
-            const done = receiveAll(clients, [4, 6, 8, 4], log);
-            const counts = [
-              p.publish('a', 'hello'),
-              p.publish('b', Buffer.from([1, 2, 3])),
-              p.publish('a', '', { binary: true }),
-              p.publish('a', 'not to 0', { except: servers[0] }),
-              p.publish('nobody', 'x')
-            ];
-            servers[1].send('direct to 1');
-            counts.push(p.publish('b', Buffer.alloc(70000, 9)));
-            counts.push(p.publish('a', json(200)));
-            p.leave(servers[2], 'a');
-            counts.push(p.publish('a', 'after 2 left'));
-            counts.push(p.publish('b', new Uint8Array([5, 6]).buffer));
-            counts.push(p.publish('b', 'ünïcödé'));
-            log.push(['counts', counts]);
-            await done;
-          } finally {
-            await stop(wss);
-          }
-        },
-        { sides: ['client 0', 'client 1', 'client 2', 'client 3'] }
-      );
+      await sameWithClients(setup, { n: 4, sides: clientSides(4) }, async ({ clients, servers, p, log }) => {
+        p.join(servers[0], 'a');
+        p.join(servers[1], 'a');
+        p.join(servers[2], 'a');
+        p.join(servers[2], 'b');
+        p.join(servers[3], 'b');
+        const done = receiveAll(clients, [4, 6, 8, 4], log);
+        const counts = [
+          p.publish('a', 'hello'),
+          p.publish('b', Buffer.from([1, 2, 3])),
+          p.publish('a', '', { binary: true }),
+          p.publish('a', 'not to 0', { except: servers[0] }),
+          p.publish('nobody', 'x')
+        ];
+        servers[1].send('direct to 1');
+        counts.push(p.publish('b', Buffer.alloc(70000, 9)));
+        counts.push(p.publish('a', json(200)));
+        p.leave(servers[2], 'a');
+        counts.push(p.publish('a', 'after 2 left'));
+        counts.push(p.publish('b', new Uint8Array([5, 6]).buffer));
+        counts.push(p.publish('b', 'ünïcödé'));
+        log.push(['counts', counts]);
+        await done;
+      });
     });
 
     it("a publish in the middle of a member's fragmented message ends it, as that member's send() would", async () => {
-      await sameForBoth(
-        assert,
-        async (W, log, impl) => {
-          const { wss, url } = await start(impl, setup);
-          try {
-            const { clients, servers } = await connectAll(wss, url, 2);
-            const p = publisher(impl, wss);
-            for (const s of servers) p.join(s, 't');
-            const done = receiveAll(clients, [3, 2], log);
-            servers[0].send('part 1, ', { fin: false });
-            p.publish('t', 'published');
-            servers[0].send('after');
-            p.publish('t', 'again');
-            await done;
-          } finally {
-            await stop(wss);
-          }
-        },
-        { sides: ['client 0', 'client 1'] }
-      );
+      await sameWithClients(setup, { n: 2, sides: clientSides(2) }, async ({ clients, servers, p, log }) => {
+        for (const s of servers) p.join(s, 't');
+        const done = receiveAll(clients, [3, 2], log);
+        servers[0].send('part 1, ', { fin: false });
+        p.publish('t', 'published');
+        servers[0].send('after');
+        p.publish('t', 'again');
+        await done;
+      });
     });
 
     it('closing and closed members are passed by', async () => {
-      await sameForBoth(assert, async (W, log, impl) => {
-        const { wss, url } = await start(impl, setup);
-        try {
-          const { clients, servers } = await connectAll(wss, url, 3);
-          const p = publisher(impl, wss);
-          for (const s of servers) p.join(s, 't');
-          const done = receiveAll(clients.slice(2), [2], log);
-          const closed = once(clients[0], 'close');
-          servers[0].close(4000);
-          log.push(['while closing', p.publish('t', 'one')]);
-          await closed;
-          servers[1].terminate();
-          await once(servers[1], 'close');
-          log.push(['after close', p.publish('t', 'two')]);
-          await done;
-        } finally {
-          await stop(wss);
-        }
+      await sameWithClients(setup, { n: 3 }, async ({ clients, servers, p, log }) => {
+        for (const s of servers) p.join(s, 't');
+        const done = receiveAll(clients.slice(2), [2], log);
+        const closed = once(clients[0], 'close');
+        servers[0].close(4000);
+        log.push(['while closing', p.publish('t', 'one')]);
+        await closed;
+        servers[1].terminate();
+        await once(servers[1], 'close');
+        log.push(['after close', p.publish('t', 'two')]);
+        await done;
       });
     });
 
@@ -197,68 +191,47 @@ for (const [label, setup] of SETUPS) {
       ['context takeover (compressed per connection)', { threshold: 0 }]
     ]) {
       it(`permessage-deflate, ${name}: the same messages as per-socket sends`, async () => {
-        await sameForBoth(
-          assert,
-          async (W, log, impl) => {
-            const { wss, url } = await start(impl, setup, { perMessageDeflate });
-            try {
-              const { clients, servers } = await connectAll(wss, url, 2);
-              // A third client without the extension gets the plain frames.
-              const { clients: plainClients, servers: plainServers } = await connectAll(wss, url, 1, { perMessageDeflate: false });
-              const all = [...clients, ...plainClients];
-              const p = publisher(impl, wss);
-              for (const s of [...servers, ...plainServers]) p.join(s, 't');
-              const done = receiveAll(all, [7, 6, 6], log);
-              p.publish('t', json(100));
-              p.publish('t', 'tiny');
-              servers[0].send(json(50));
-              p.publish('t', json(3000));
-              p.publish('t', json(100), { compress: false });
-              p.publish('t', Buffer.from(json(80)), { binary: true });
-              p.publish('t', json(100));
-              await done;
-              log.push(['extensions', servers.map((s) => s.extensions), plainServers[0].extensions]);
-              if (setup !== 'tls') log.push(['compressed', servers[1]._socket.bytesWritten < 3000 * 20]);
-            } finally {
-              await stop(wss);
-            }
-          },
-          { sides: ['client 0', 'client 1', 'client 2'] }
-        );
+        const options = { perMessageDeflate };
+        await sameWithClients(setup, { n: 2, options, sides: clientSides(3) }, async ({ wss, url, clients, servers, p, log }) => {
+          // A third client without the extension gets the plain frames.
+          const plain = await connectAll(wss, url, 1, { perMessageDeflate: false });
+          for (const s of [...servers, ...plain.servers]) p.join(s, 't');
+          const done = receiveAll([...clients, ...plain.clients], [7, 6, 6], log);
+          p.publish('t', json(100));
+          p.publish('t', 'tiny');
+          servers[0].send(json(50));
+          p.publish('t', json(3000));
+          p.publish('t', json(100), { compress: false });
+          p.publish('t', Buffer.from(json(80)), { binary: true });
+          p.publish('t', json(100));
+          await done;
+          log.push(['extensions', servers.map((s) => s.extensions), plain.servers[0].extensions]);
+          if (setup !== 'tls') log.push(['compressed', servers[1]._socket.bytesWritten < 3000 * 20]);
+        });
       });
     }
 
     it('broadcast() reaches every open client, also those that connect later', async () => {
-      await sameForBoth(
-        assert,
-        async (W, log, impl) => {
-          const { wss, url } = await start(impl, setup);
-          try {
-            const { clients, servers } = await connectAll(wss, url, 2);
-            const broadcast = (data, except) => {
-              if (impl === 'native') return wss.broadcast(data, { except });
-              let n = 0;
-              for (const ws of wss.clients) {
-                if (ws === except || ws.readyState !== ws.OPEN) continue;
-                ws.send(data);
-                n++;
-              }
-              return n;
-            };
-            const first = receiveAll(clients, [2, 1], log);
-            log.push(['first', broadcast('to all')]);
-            log.push(['except', broadcast('not to 1', servers[1])]);
-            await first;
-            const late = await connectAll(wss, url, 1);
-            const second = receiveAll([...clients, ...late.clients], [1, 1, 1], log);
-            log.push(['later', broadcast('again')]);
-            await second;
-          } finally {
-            await stop(wss);
+      await sameWithClients(setup, { n: 2, sides: clientSides(3) }, async ({ wss, url, clients, servers, log, impl }) => {
+        const broadcast = (data, except) => {
+          if (impl === 'native') return wss.broadcast(data, { except });
+          let n = 0;
+          for (const ws of wss.clients) {
+            if (ws === except || ws.readyState !== ws.OPEN) continue;
+            ws.send(data);
+            n++;
           }
-        },
-        { sides: ['client 0', 'client 1', 'client 2'] }
-      );
+          return n;
+        };
+        const first = receiveAll(clients, [2, 1], log);
+        log.push(['first', broadcast('to all')]);
+        log.push(['except', broadcast('not to 1', servers[1])]);
+        await first;
+        const late = await connectAll(wss, url, 1);
+        const second = receiveAll([...clients, ...late.clients], [1, 1, 1], log);
+        log.push(['later', broadcast('again')]);
+        await second;
+      });
     });
   });
 }

@@ -132,7 +132,7 @@ class WebSocket extends EventEmitter {
    */
   get _socket() {
     const tr = this._transport;
-    if (this._sock === null && tr !== null && tr.materialize) {
+    if (this._sock === null && tr !== null && tr.native === true) {
       this._sock = tr.socket === null ? tr.materialize() : tr.socket;
     }
     return this._sock;

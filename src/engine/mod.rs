@@ -615,7 +615,8 @@ impl Engine {
         }
         self.schedule_flush(c);
         if c.closed {
-            // Written at once and failed: JS hears it in the batch.
+            // Closed by that write: its failure comes in the batch, and its
+            // queue (and so its bufferedAmount) is gone.
             return Sent::Queued;
         }
         full_or(c, Sent::Queued)
@@ -624,9 +625,9 @@ impl Engine {
     /// Asks for a drain record once `bufferedAmount` is 0 (at once when it is).
     pub fn arm_drain(&mut self, id: u32) {
         let Some(c) = self.conn(id) else { return };
-        c.need_drain = true;
-        if c.buffered_amount() == 0 {
-            c.need_drain = false;
+        if c.buffered_amount() > 0 {
+            c.need_drain = true;
+        } else {
             self.batch.drain(id);
             self.wake();
         }
