@@ -63,6 +63,7 @@ const SCENARIOS = [
   { name: 'wss echo 4 KiB binary, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false, floors: ['net'] },
   { name: 'RSS per idle conn, 5,000 conns, 2 s after open', idle: 5000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
   { name: 'RSS per idle conn, 10,000 conns, after GC', idle: 10000, gc: true, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
+  { name: 'RSS per idle conn, 10,000 conns, 15 s after open', idle: 10000, settleMs: 15000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
   { name: 'RSS per idle conn, 1,000 conns, { server } on Express', idle: 1000, server: ['--express'], metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, bun: false, floors: ['http'] },
   { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.85, lowerIsBetter: true, extra: 'p99_us', floors: ['net'] },
   { name: 'handshakes/s (open + close), 16 at once', args: ['handshakes', '--conns', '16'], metric: 'conns_per_s', unit: 'conn/s', target: 2.5, floors: ['net', 'http'] },
@@ -190,13 +191,13 @@ function runLoadgen(args, server, scenario) {
  * growth, and its split into V8 heap, external memory and the rest
  * (native: malloc, handles, kernel-side buffers counted in RSS).
  */
-async function idleMemory(server, n, gc) {
+async function idleMemory(server, n, gc, settleMs = 2000) {
   // One connection first, so the engine and the handshake code are warm.
-  await runIdle(server, 1, async () => {});
+  await runIdle(server, 1, 2000, async () => {});
   if (gc) await server.ask('gc');
   const base = { rss_kib: procRssKib(server.child.pid), ...JSON.parse(await server.ask('stats')) };
   let held = null;
-  await runIdle(server, n, async () => {
+  await runIdle(server, n, settleMs, async () => {
     if (gc) await server.ask('gc');
     held = { ...JSON.parse(await server.ask('stats')), rss_kib: procRssKib(server.child.pid) };
   });
@@ -212,7 +213,7 @@ async function idleMemory(server, n, gc) {
   return r;
 }
 
-function runIdle(server, n, atReady) {
+function runIdle(server, n, settleMs, atReady) {
   return new Promise((resolve) => {
     const child = spawn(loadgen, ['idle', '--conns', String(n), '--addr', `127.0.0.1:${server.port}`], {
       stdio: ['pipe', 'pipe', 'inherit']
@@ -223,7 +224,7 @@ function runIdle(server, n, atReady) {
         setTimeout(async () => {
           await atReady();
           child.stdin.end();
-        }, 2000);
+        }, settleMs);
       }
     });
     child.on('exit', resolve);
@@ -233,7 +234,7 @@ function runIdle(server, n, atReady) {
 async function measure(impl, scenario, flags = scenario.server) {
   const server = await startServer(impl, flags);
   try {
-    if (scenario.idle) return await idleMemory(server, scenario.idle, scenario.gc);
+    if (scenario.idle) return await idleMemory(server, scenario.idle, scenario.gc, scenario.settleMs);
     return await runLoadgen(scenario.args, server, scenario);
   } finally {
     await stopServer(server);
