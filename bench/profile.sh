@@ -3,7 +3,7 @@
 # software cpu-clock sampling, which works where the machine has no
 # hardware counters), JS frames named through --perf-basic-prof.
 #
-#   [SIZE=bytes] [CONNS=n] bash bench/profile.sh [native|ws] [echo|wss|handshakes|broadcast] [seconds]
+#   [SIZE=bytes] [CONNS=n] [SERVER_FLAGS=--express] bash bench/profile.sh [native|ws] [echo|wss|handshakes|broadcast] [seconds]
 #
 # Prints the server's own top symbols, and the share of its samples in
 # each part: ws-native's Rust, N-API, V8's compiled JS, V8/Node internals,
@@ -16,10 +16,12 @@ secs=${3:-5}
 command -v perf >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y linux-perf; }
 (cd bench/loadgen && cargo build --release --quiet)
 out=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
+trap 'kill "$server" 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$out/perf.data" "$KEEP"; rm -rf "$out"' EXIT
 
 flags=()
 [ "$scenario" = wss ] && flags=(--tls)
+# shellcheck disable=SC2206
+flags+=(${SERVER_FLAGS:-})
 node --perf-basic-prof --interpreted-frames-native-stack bench/server.js "$impl" "${flags[@]}" > "$out/server.log" &
 server=$!
 until grep -q '^listening' "$out/server.log" 2>/dev/null; do sleep 0.1; done

@@ -63,7 +63,6 @@ const SCENARIOS = [
   { name: 'wss echo 4 KiB binary, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false, floors: ['net'] },
   { name: 'RSS per idle conn, 5,000 conns, 2 s after open', idle: 5000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
   { name: 'RSS per idle conn, 10,000 conns, after GC', idle: 10000, gc: true, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
-  { name: 'RSS per idle conn, 10,000 conns, 15 s after open', idle: 10000, settleMs: 15000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
   { name: 'RSS per idle conn, 1,000 conns, { server } on Express', idle: 1000, server: ['--express'], metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, bun: false, floors: ['http'] },
   { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.85, lowerIsBetter: true, extra: 'p99_us', floors: ['net'] },
   { name: 'handshakes/s (open + close), 16 at once', args: ['handshakes', '--conns', '16'], metric: 'conns_per_s', unit: 'conn/s', target: 2.5, floors: ['net', 'http'] },
@@ -108,17 +107,22 @@ function lines(stream, onLine) {
   readline.createInterface({ input: stream }).on('line', onLine);
 }
 
+// Node flags for every Node server, from BENCH_NODE_FLAGS (space-separated):
+// `--max-semi-space-size=1` fixes V8's young generation, which otherwise
+// grows while thousands of connections open and shows in the idle rows.
+const nodeFlags = ['--expose-gc', ...(process.env.BENCH_NODE_FLAGS || '').split(' ').filter(Boolean)];
+
 /** The command line of a server: the runtime, its flags, the script. */
 function serverCommand(impl, extra) {
   switch (impl) {
     case 'net-floor':
-      return [process.execPath, ['--expose-gc', path.join(__dirname, 'net-floor.js'), ...extra]];
+      return [process.execPath, [...nodeFlags, path.join(__dirname, 'net-floor.js'), ...extra]];
     case 'bun-ws':
       return [bunBin, [path.join(__dirname, 'server.js'), 'ws', ...extra]];
     case 'bun-serve':
       return [bunBin, [path.join(__dirname, 'bun-serve.js'), ...extra]];
     default:
-      return [process.execPath, ['--expose-gc', path.join(__dirname, 'server.js'), impl, ...extra]];
+      return [process.execPath, [...nodeFlags, path.join(__dirname, 'server.js'), impl, ...extra]];
   }
 }
 
@@ -191,13 +195,13 @@ function runLoadgen(args, server, scenario) {
  * growth, and its split into V8 heap, external memory and the rest
  * (native: malloc, handles, kernel-side buffers counted in RSS).
  */
-async function idleMemory(server, n, gc, settleMs = 2000) {
+async function idleMemory(server, n, gc) {
   // One connection first, so the engine and the handshake code are warm.
-  await runIdle(server, 1, 2000, async () => {});
+  await runIdle(server, 1, async () => {});
   if (gc) await server.ask('gc');
   const base = { rss_kib: procRssKib(server.child.pid), ...JSON.parse(await server.ask('stats')) };
   let held = null;
-  await runIdle(server, n, settleMs, async () => {
+  await runIdle(server, n, async () => {
     if (gc) await server.ask('gc');
     held = { ...JSON.parse(await server.ask('stats')), rss_kib: procRssKib(server.child.pid) };
   });
@@ -213,7 +217,7 @@ async function idleMemory(server, n, gc, settleMs = 2000) {
   return r;
 }
 
-function runIdle(server, n, settleMs, atReady) {
+function runIdle(server, n, atReady) {
   return new Promise((resolve) => {
     const child = spawn(loadgen, ['idle', '--conns', String(n), '--addr', `127.0.0.1:${server.port}`], {
       stdio: ['pipe', 'pipe', 'inherit']
@@ -224,7 +228,7 @@ function runIdle(server, n, settleMs, atReady) {
         setTimeout(async () => {
           await atReady();
           child.stdin.end();
-        }, settleMs);
+        }, 2000);
       }
     });
     child.on('exit', resolve);
@@ -234,7 +238,7 @@ function runIdle(server, n, settleMs, atReady) {
 async function measure(impl, scenario, flags = scenario.server) {
   const server = await startServer(impl, flags);
   try {
-    if (scenario.idle) return await idleMemory(server, scenario.idle, scenario.gc, scenario.settleMs);
+    if (scenario.idle) return await idleMemory(server, scenario.idle, scenario.gc);
     return await runLoadgen(scenario.args, server, scenario);
   } finally {
     await stopServer(server);

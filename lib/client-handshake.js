@@ -13,7 +13,7 @@ const { URL } = require('url');
 
 const PerMessageDeflate = require('./permessage-deflate');
 const { format, parse } = require('./extension');
-const { CLOSE_TIMEOUT, GUID } = require('./constants');
+const { CLOSE_TIMEOUT, GUID, MAX_PENDING_AUTO_PONGS } = require('./constants');
 
 const kAborted = Symbol('kAborted');
 const PROTOCOL_VERSIONS = [8, 13];
@@ -43,7 +43,7 @@ function defaults(options) {
     maxBufferedChunks: 256 * 1024,
     maxFragments: 16 * 1024,
     maxPayload: 100 * 1024 * 1024,
-    maxPendingAutoPongs: 60,
+    maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
     skipUTF8Validation: false,
     perMessageDeflate: true,
     followRedirects: false,
@@ -291,7 +291,7 @@ function checkResponse(res, key, protocolSet, perMessageDeflate, websocket) {
   } catch {
     return 'Invalid Sec-WebSocket-Extensions header';
   }
-  websocket._extensions[PerMessageDeflate.extensionName] = perMessageDeflate;
+  websocket._extensions = { [PerMessageDeflate.extensionName]: perMessageDeflate };
   return null;
 }
 

@@ -14,6 +14,7 @@ module.exports = {
   /** The WebSocketServer a server-side WebSocket belongs to. */
   kServer: Symbol('ws-native server'),
   kStatusCode: Symbol('status-code'),
+  MAX_PENDING_AUTO_PONGS: 60,
   kWebSocket: Symbol('websocket'),
   NOOP: () => {}
 };

@@ -171,21 +171,9 @@ class NativeTransport {
     this.socket = socket;
     /** No more writes: the socket was destroyed or the engine closed it. */
     this.closed = false;
-    this.engineClosed = false;
-    this.socketGone = false;
-    this.timed = false;
     this.callbacks = null;
-    this.finalCb = null;
-    this.counts = null;
     this.base = null;
-    /** What sends fail with once the engine has closed the connection. */
-    this.failure = null;
-    /** Callbacks of sends refused before the engine's close was delivered. */
-    this.refused = null;
-    // Without a socket (a native listener's connection): end() called,
-    // destroyed (or closed by the engine).
-    this.ended = false;
-    this.destroyed = false;
+    // The rest starts as the prototype's defaults (after the class).
   }
 
   get bufferedAmount() {
@@ -425,6 +413,24 @@ class NativeTransport {
     if (this.engineClosed) this.ws._onClose();
   }
 }
+
+// A transport's state until it changes: an idle connection carries only
+// what it uses.
+Object.assign(NativeTransport.prototype, {
+  engineClosed: false,
+  socketGone: false,
+  timed: false,
+  finalCb: null,
+  counts: null,
+  /** What sends fail with once the engine has closed the connection. */
+  failure: null,
+  /** Callbacks of sends refused before the engine's close was delivered. */
+  refused: null,
+  // Without a socket (a native listener's connection): end() called,
+  // destroyed (or closed by the engine).
+  ended: false,
+  destroyed: false
+});
 
 /** Connections on the engine are topic members there (topics.js). */
 NativeTransport.prototype.native = true;

@@ -12,7 +12,7 @@ const nativeListener = require('./native-listener');
 const PerMessageDeflate = require('./permessage-deflate');
 const subprotocol = require('./subprotocol');
 const WebSocket = require('./websocket');
-const { CLOSE_TIMEOUT, GUID, kServer, kWebSocket } = require('./constants');
+const { CLOSE_TIMEOUT, GUID, kServer, kWebSocket, MAX_PENDING_AUTO_PONGS } = require('./constants');
 const { sendMarks } = require('./backpressure');
 const { Topics, message } = require('./topics');
 
@@ -35,7 +35,7 @@ class WebSocketServer extends EventEmitter {
       maxBufferedChunks: 256 * 1024,
       maxFragments: 16 * 1024,
       maxPayload: 100 * 1024 * 1024,
-      maxPendingAutoPongs: 60,
+      maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
       skipUTF8Validation: false,
       perMessageDeflate: false,
       handleProtocols: null,

@@ -21,11 +21,15 @@ const {
   kForOnEventAttribute,
   kListener,
   kServer,
-  kStatusCode
+  kStatusCode,
+  MAX_PENDING_AUTO_PONGS
 } = require('./constants');
 const { DEFAULT_HIGH_WATER_MARK, sendMarks } = require('./backpressure');
 const { EventTarget } = require('./event-target');
 const { isBlob, isValidStatusCode } = require('./validation');
+
+/** The extensions of a connection that negotiated none (shared, so frozen). */
+const NO_EXTENSIONS = Object.freeze({});
 
 const READY_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
 const [CONNECTING, OPEN, CLOSING, CLOSED] = [0, 1, 2, 3];
@@ -42,27 +46,13 @@ class WebSocket extends EventEmitter {
   constructor(address, protocols, options) {
     super();
 
-    this._binaryType = BINARY_TYPES[0];
-    this._closeCode = 1006;
-    this._closeFrameReceived = false;
-    this._closeFrameSent = false;
-    this._closeMessage = EMPTY_BUFFER;
-    this._closeTimer = null;
-    this._errorEmitted = false;
-    this._receiverErrored = false;
-    this._inputEnded = false;
-    this._extensions = {};
-    this._paused = false;
-    this._protocol = '';
+    // The rest of the state starts as the prototype's defaults (below), and
+    // becomes the object's own once it changes: an idle connection carries
+    // only what it uses.
+    this._extensions = NO_EXTENSIONS;
     this._readyState = CONNECTING;
     this._transport = null;
     this._sock = null;
-    this._sender = null;
-    this._bufferedAmount = 0;
-    this._deferred = null;
-    // Set with the transport (_config), here so that they stay in the object.
-    this._generateMask = undefined;
-    this._allowSynchronousEvents = true;
 
     if (address !== null) {
       this._isServer = false;
@@ -75,12 +65,9 @@ class WebSocket extends EventEmitter {
       this._setMarks(options);
     }
 
-    if (options.autoPong) {
-      this._autoPong = true;
-      this._pendingAutoPongs = 0;
-      this._maxPendingAutoPongs = options.maxPendingAutoPongs | 0;
-    }
-    this._closeTimeout = options.closeTimeout;
+    if (!options.autoPong) this._autoPong = false;
+    else if ((options.maxPendingAutoPongs | 0) !== MAX_PENDING_AUTO_PONGS) this._maxPendingAutoPongs = options.maxPendingAutoPongs | 0;
+    if (options.closeTimeout !== CLOSE_TIMEOUT) this._closeTimeout = options.closeTimeout;
   }
 
   /** Backpressure options; set only when they differ from the prototype's defaults. */
@@ -177,8 +164,8 @@ class WebSocket extends EventEmitter {
   _config(options) {
     const pmd = this._extensions[PerMessageDeflate.extensionName];
     const maxPayload = options.maxPayload === undefined ? 100 * 1024 * 1024 : options.maxPayload;
-    this._generateMask = options.generateMask;
-    this._allowSynchronousEvents = options.allowSynchronousEvents !== false;
+    if (options.generateMask !== undefined) this._generateMask = options.generateMask;
+    if (options.allowSynchronousEvents === false) this._allowSynchronousEvents = false;
     return {
       isServer: this._isServer,
       limits: [
@@ -196,7 +183,6 @@ class WebSocket extends EventEmitter {
   }
 
   _opened() {
-    this._sender = new Sender(this);
     this._readyState = OPEN;
     this.emit('open');
   }
@@ -680,6 +666,48 @@ WebSocket.prototype._maxBufferedAmount = 0;
 WebSocket.prototype._checkAt = DEFAULT_HIGH_WATER_MARK;
 WebSocket.prototype._needDrain = false;
 WebSocket.prototype._topics = null;
+
+// The state of a connection until it changes (see the constructor).
+Object.assign(WebSocket.prototype, {
+  _allowSynchronousEvents: true,
+  _autoPong: true,
+  _binaryType: BINARY_TYPES[0],
+  _bufferedAmount: 0,
+  _closeCode: 1006,
+  _closeFrameReceived: false,
+  _closeFrameSent: false,
+  _closeMessage: EMPTY_BUFFER,
+  _closeTimeout: CLOSE_TIMEOUT,
+  _closeTimer: null,
+  _deferred: null,
+  _errorEmitted: false,
+  _generateMask: undefined,
+  _inputEnded: false,
+  _maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
+  _paused: false,
+  _pendingAutoPongs: 0,
+  _protocol: '',
+  _receiverErrored: false
+});
+
+// ws's `_sender`, which socket.io's adapter writes prebuilt frames through:
+// null until the connection opens, made the first time it is asked for.
+Object.defineProperty(WebSocket.prototype, '_sender', {
+  configurable: true,
+  get() {
+    if (this._readyState === CONNECTING) return null;
+    const sender = new Sender(this);
+    ownSender(this, sender);
+    return sender;
+  },
+  set(sender) {
+    ownSender(this, sender);
+  }
+});
+
+function ownSender(ws, sender) {
+  Object.defineProperty(ws, '_sender', { value: sender, writable: true, enumerable: true, configurable: true });
+}
 
 for (const [i, name] of READY_STATES.entries()) {
   Object.defineProperty(WebSocket, name, { enumerable: true, value: i });
