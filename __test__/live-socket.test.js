@@ -31,8 +31,8 @@ const SIDES = ['server', 'client', 'peer'];
  * A noServer WebSocketServer of `WebSocket` on an http (or https) server.
  * `onConnection(ws, req, socket)` runs for each upgrade. Closed in `t.after`.
  */
-async function upgradeServer(t, WebSocket, tls, onConnection) {
-  const server = tls ? https.createServer(TLS) : http.createServer();
+async function upgradeServer(t, WebSocket, tls, onConnection, serverOptions = {}) {
+  const server = tls ? https.createServer({ ...TLS, ...serverOptions }) : http.createServer(serverOptions);
   const wss = new WebSocket.WebSocketServer({ noServer: true });
   const sockets = new Set();
   server.on('upgrade', (req, socket, head) => {
@@ -266,6 +266,31 @@ for (const tls of [false, true]) {
           });
           const c = client(t, WebSocket, url, tls);
           c.on('open', () => c.send('go'));
+          await closed(c);
+        },
+        { sides: SIDES }
+      );
+    });
+
+    it('the upgraded socket has Nagle off, on a server that left it on', async (t) => {
+      // Node keeps what it set in a symbol of the socket; ws sets it on
+      // both sides, through the socket.
+      const noDelay = (socket) => socket[Object.getOwnPropertySymbols(socket).find((s) => s.description === 'kSetNoDelay')];
+      await sameForBoth(
+        assert,
+        async (WebSocket, log) => {
+          const { url } = await upgradeServer(
+            t,
+            WebSocket,
+            tls,
+            (ws, req, socket) => {
+              log.push(['server', 'noDelay', noDelay(socket)]);
+              ws.close();
+            },
+            { noDelay: false }
+          );
+          const c = client(t, WebSocket, url, tls);
+          c.on('open', () => log.push(['client', 'noDelay', noDelay(c._socket)]));
           await closed(c);
         },
         { sides: SIDES }

@@ -270,7 +270,6 @@ impl Engine {
         if self.torn_down {
             return Err("the engine is shut down".into());
         }
-        syscall::set_nodelay(fd);
         let c = self.register(fd, &cfg, |c| c.fd_shared = true).map_err(|rc| format!("uv_poll_init failed: {rc}"))?;
         let id = c.id;
         if !initial.is_empty() {

@@ -58,13 +58,6 @@ pub fn socket_error(fd: c_int) -> Option<i32> {
     (rc == 0 && err != 0).then_some(err)
 }
 
-/// Sets TCP_NODELAY (a no-op on other sockets).
-pub fn set_nodelay(fd: c_int) {
-    let one: c_int = 1;
-    // SAFETY: plain syscall; `one` is valid for the call.
-    unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const c_int as *const c_void, 4) };
-}
-
 pub fn close(fd: c_int) {
     // SAFETY: the engine closes only the fds it owns (accepted ones), once.
     unsafe { libc::close(fd) };
