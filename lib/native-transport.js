@@ -171,8 +171,6 @@ class NativeTransport {
     this.socket = socket;
     /** No more writes: the socket was destroyed or the engine closed it. */
     this.closed = false;
-    this.callbacks = null;
-    this.base = null;
     // The rest starts as the prototype's defaults (after the class).
   }
 
@@ -417,6 +415,10 @@ class NativeTransport {
 // A transport's state until it changes: an idle connection carries only
 // what it uses.
 Object.assign(NativeTransport.prototype, {
+  /** Callbacks of sends in flight, in order. */
+  callbacks: null,
+  /** The socket's byte counts when the engine took it over. */
+  base: Object.freeze([0, 0]),
   engineClosed: false,
   socketGone: false,
   timed: false,
@@ -553,7 +555,6 @@ function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
  */
 function attachUpgraded(id, ws, socket) {
   const tr = new NativeTransport(id, ws, null);
-  tr.base = [0, 0];
   transports.set(id, tr);
   if (socket) {
     socket.setTimeout(0);

@@ -49,10 +49,8 @@ class WebSocket extends EventEmitter {
     // The rest of the state starts as the prototype's defaults (below), and
     // becomes the object's own once it changes: an idle connection carries
     // only what it uses.
-    this._extensions = NO_EXTENSIONS;
     this._readyState = CONNECTING;
     this._transport = null;
-    this._sock = null;
 
     if (address !== null) {
       this._isServer = false;
@@ -61,7 +59,6 @@ class WebSocket extends EventEmitter {
       this._setMarks(args.options);
       options = clientHandshake.initAsClient(this, address, args.protocols, args.options);
     } else {
-      this._isServer = true;
       this._setMarks(options);
     }
 
@@ -681,13 +678,16 @@ Object.assign(WebSocket.prototype, {
   _closeTimer: null,
   _deferred: null,
   _errorEmitted: false,
+  _extensions: NO_EXTENSIONS,
   _generateMask: undefined,
   _inputEnded: false,
+  _isServer: true,
   _maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
   _paused: false,
   _pendingAutoPongs: 0,
   _protocol: '',
-  _receiverErrored: false
+  _receiverErrored: false,
+  _sock: null
 });
 
 // ws's `_sender`, which socket.io's adapter writes prebuilt frames through:

@@ -14,6 +14,14 @@ use crate::core::frame::write_frame;
 use crate::core::receiver::Receiver;
 use crate::core::sender::{DataFrame, Encoder};
 
+/// The request head a listener's connection is reading (boxed: most
+/// connections are past it).
+pub struct PendingHead {
+    pub buf: Vec<u8>,
+    /// When the listener accepted the connection (for the headers timeout).
+    pub accepted: std::time::Instant,
+}
+
 /// What was queued since a compressed frame, until the next write attempt.
 /// ws compresses on a thread pool, so until then a compressed message and
 /// everything sent after it are not on the socket yet: `bufferedAmount`
@@ -76,7 +84,7 @@ pub struct Conn {
     pub read: u64,
     pub written: u64,
     acks: VecDeque<u64>,
-    pub deferred: Option<Deferred>,
+    pub deferred: Option<Box<Deferred>>,
     /// Data frames at least this long compress on the pool (0: never).
     pub deflate_min: usize,
     offload: Option<Box<Offloaded>>,
@@ -89,9 +97,7 @@ pub struct Conn {
     /// Accepted by a listener and not upgraded yet: bytes read go to
     /// `head` while the request is read, then to `stash`.
     pub handshaking: bool,
-    pub head: Option<Vec<u8>>,
-    /// When a listener accepted it (for the headers timeout).
-    pub accepted: Option<std::time::Instant>,
+    pub head: Option<Box<PendingHead>>,
     /// Close once the write side is shut (a refused handshake).
     pub close_on_finish: bool,
     /// Tell JS when the handle has closed (see `Engine::closed_callback`).
@@ -153,7 +159,6 @@ impl Conn {
             listener: 0,
             handshaking: false,
             head: None,
-            accepted: None,
             close_on_finish: false,
             notify_closed: false,
             fd_shared: false,
@@ -203,7 +208,7 @@ impl Conn {
         let mark = self.out.mark();
         let before = self.pending();
         if self.encoder.data(self.out.bytes(pool), payload, opcode, fin, compress, mask) && self.deferred.is_none() {
-            self.deferred = Some(Deferred { mark, payload: 0, frames: 0 });
+            self.deferred = Some(Box::new(Deferred { mark, payload: 0, frames: 0 }));
         }
         self.count_deferred(payload.len(), before);
         None
@@ -310,7 +315,7 @@ impl Conn {
     /// ws's `bufferedAmount`: the payload of what waits behind a compression,
     /// plus the frame bytes the kernel refused.
     pub fn buffered_amount(&self) -> usize {
-        let (payload, frames) = self.deferred.map_or((0, 0), |d| (d.payload as usize, d.frames as usize));
+        let (payload, frames) = self.deferred.as_ref().map_or((0, 0), |d| (d.payload as usize, d.frames as usize));
         let offloaded = self.offload.as_ref().map_or(0, |o| o.payload as usize);
         payload + offloaded + if self.blocked { self.pending().saturating_sub(frames) } else { 0 }
     }
@@ -399,7 +404,7 @@ impl Conn {
     pub fn read_handshake(&mut self) -> (Io, Option<Vec<u8>>) {
         let reading_head = self.head.is_some();
         let buf = match self.head.as_mut() {
-            Some(h) => h,
+            Some(h) => &mut h.buf,
             None => &mut self.stash,
         };
         let room = if reading_head { super::http::MAX_HEAD + 1 - buf.len().min(super::http::MAX_HEAD) } else { 64 * 1024 };
@@ -407,7 +412,7 @@ impl Conn {
         let n = syscall::read_into(self.fd, buf, room);
         if n > 0 {
             self.read += n as u64;
-            return (Io::Open, if reading_head { self.head.take() } else { None });
+            return (Io::Open, if reading_head { self.head.take().map(|h| h.buf) } else { None });
         }
         if n == 0 {
             self.eof = true;

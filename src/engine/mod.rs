@@ -24,7 +24,7 @@ use crate::core::receiver::{Receiver, ReceiverConfig};
 use crate::core::sender::{DataFrame, Encoder};
 use batch::Batch;
 use idmap::IdMap;
-use connection::{Conn, Io};
+use connection::{Conn, Io, PendingHead};
 use topics::{Frames, Topics};
 use outq::BufPool;
 use pool::{Done, Job, Pool};
@@ -342,7 +342,7 @@ impl Engine {
             .conns
             .values()
             .map(|&c| unsafe { &*c })
-            .filter(|c| c.listener == lid && c.head.is_some() && c.accepted.is_some_and(|t| now.duration_since(t).as_millis() as u64 >= max_ms))
+            .filter(|c| c.listener == lid && c.head.as_ref().is_some_and(|h| now.duration_since(h.accepted).as_millis() as u64 >= max_ms))
             .map(|c| c.id)
             .collect();
         for &id in &late {
@@ -400,8 +400,7 @@ impl Engine {
             c.listener = lid;
             c.handshaking = true;
             c.notify_closed = true;
-            c.head = Some(Vec::new());
-            c.accepted = Some(std::time::Instant::now());
+            c.head = Some(Box::new(PendingHead { buf: Vec::new(), accepted: std::time::Instant::now() }));
         });
         let Ok(c) = registered else {
             syscall::close(fd);
