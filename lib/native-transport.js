@@ -525,11 +525,12 @@ function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
   while ((chunk = socket.read()) !== null) parts.push(chunk);
   const pending = parts.length ? Buffer.concat(parts) : undefined;
 
+  // Nagle off, as ws does; through Node's socket, which skips the syscall
+  // when its server already set it (http's noDelay) and keeps its own
+  // state right.
+  socket.setNoDelay(true);
   // Node's handle stops reading first: libuv takes one handle per fd, and
   // from now on the engine's poll is it (adopted-socket.js).
-  // As ws does; through Node's socket, which skips the syscall when its
-  // server already set it (http's noDelay) and keeps its own state right.
-  socket.setNoDelay(true);
   const handle = socket._handle;
   handle.readStop();
   handle.reading = false;
