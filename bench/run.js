@@ -6,7 +6,7 @@
 // from /proc. Prints a table of ratios against ws, and ws-native against
 // Bun's `ws`.
 //
-//   node bench/run.js [--quick] [--only NAME] [--impls native,ws,bun-ws,bun-serve]
+//   node bench/run.js [--quick] [--runs N] [--only NAME] [--impls native,ws,bun-ws,bun-serve]
 //
 // Bun comes from the npm package @oven/bun-linux-x64, installed once into
 // ~/.cache/ws-native/bun; without it (or with --impls native,ws) the Bun
@@ -24,6 +24,10 @@ const loadgen = path.join(loadgenDir, 'target', 'release', 'ws-loadgen');
 const quick = process.argv.includes('--quick');
 const only = argValue('--only');
 const secs = quick ? '1' : '3';
+// --runs N: every scenario N rounds, each round every server in turn (so a
+// slow spell of a shared machine falls on all of them); each row is the
+// median run, with the range beside it.
+const runs = Math.max(1, Number(argValue('--runs')) || 1);
 const TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
 const cacheDir = path.join(process.env.WS_NATIVE_CACHE || path.join(os.homedir(), '.cache', 'ws-native'), 'bun');
 const bunBin = path.join(cacheDir, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun');
@@ -256,6 +260,15 @@ function perMessageUs(r) {
   return msgs && r.server_cpu_ms !== undefined ? (r.server_cpu_ms * 1000) / msgs : undefined;
 }
 
+/** The run with the median metric, carrying the range of all runs. */
+function median(s, list) {
+  const sorted = list.filter((r) => r && r[s.metric] !== undefined).sort((a, b) => a[s.metric] - b[s.metric]);
+  if (!sorted.length) return list[0];
+  const mid = { ...sorted[(sorted.length - 1) >> 1] };
+  if (sorted.length > 1) mid.range = [sorted[0][s.metric], sorted[sorted.length - 1][s.metric]];
+  return mid;
+}
+
 function ratio(s, results, of, to) {
   const a = results[of];
   const b = results[to];
@@ -265,6 +278,7 @@ function ratio(s, results, of, to) {
 function describeResult(s, r) {
   if (!r) return '-';
   let v = `${fmt(r[s.metric])} ${s.unit}`;
+  if (r.range) v += ` [${fmt(r.range[0])}-${fmt(r.range[1])}]`;
   if (s.extra) v += ` (p99 ${fmt(r[s.extra])})`;
   if (s.eld && r.eld_p99_ms !== undefined) v += `, loop delay p99 ${fmt(r.eld_p99_ms)} ms`;
   if (s.eld && r.probe_p99_us !== undefined) v += `, pinger p99 ${fmt(r.probe_p99_us)} us`;
@@ -277,16 +291,22 @@ async function main() {
   const rows = [];
   const floors = [];
   for (const s of SCENARIOS) {
-    const results = {};
-    for (const impl of impls) {
-      if (s.bun === false && impl.startsWith('bun')) continue;
-      // Bun.serve is a different program: it has no Express or TLS-options setup here.
-      results[impl] = await measure(impl, s);
-    }
-    for (const kind of s.floors || []) {
+    const samples = {};
+    const floorKinds = (s.floors || []).map((kind) => {
       const flags = kind === 'http' ? ['--http'] : (s.server || []).filter((f) => f === '--tls');
-      floors.push([s, flags.includes('--tls') ? 'tls' : kind, await measure('net-floor', s, flags), results.ws]);
+      return { kind: flags.includes('--tls') ? 'tls' : kind, flags, samples: [] };
+    });
+    for (let round = 0; round < runs; round++) {
+      for (const impl of impls) {
+        // Bun.serve is a different program: it has no Express or TLS-options setup here.
+        if (s.bun === false && impl.startsWith('bun')) continue;
+        (samples[impl] || (samples[impl] = [])).push(await measure(impl, s));
+      }
+      for (const f of floorKinds) f.samples.push(await measure('net-floor', s, f.flags));
     }
+    const results = {};
+    for (const impl of Object.keys(samples)) results[impl] = median(s, samples[impl]);
+    for (const f of floorKinds) floors.push([s, f.kind, median(s, f.samples), results.ws]);
     const vsWs = ratio(s, results, 'native', 'ws');
     const vsBun = ratio(s, results, 'native', 'bun-ws');
     const judged = s.vsBun ? vsBun : vsWs;
@@ -297,7 +317,7 @@ async function main() {
 
   const cpu = os.cpus();
   console.log(`\nMachine: ${cpu.length} x ${cpu[0].model.trim()}, Node ${process.version}${impls.some((i) => i.startsWith('bun')) ? `, Bun ${spawnSync(bunBin, ['--version']).stdout.toString().trim()}` : ''}, ${new Date().toISOString().slice(0, 10)}`);
-  console.log(`Each scenario: a fresh server process; ${secs} s measured after 0.5 s warm-up; load generator (Rust, 1 thread) on the same machine.\n`);
+  console.log(`Each scenario: a fresh server process per run; ${secs} s measured after 0.5 s warm-up; ${runs > 1 ? `median of ${runs} interleaved runs [range]; ` : ''}load generator (Rust, 1 thread) on the same machine.\n`);
   const others = impls.filter((i) => i !== 'native' && i !== 'ws');
   const head = ['scenario', ...impls, 'native / ws', ...others.map((i) => `${i} / ws`), 'target', 'met', 'native / bun-ws', ...impls.map((i) => `server CPU us/msg ${i}`)];
   console.log(`| ${head.join(' | ')} |`);
