@@ -59,6 +59,23 @@ for (const tls of [false, true]) describe(`differential over ${tls ? 'TLS (strea
     });
   });
 
+  it("send()'s options: absent, empty, a callback only, and keys set to undefined override their defaults", async () => {
+    await assertSameAsWs(assert, {
+      server(ws) {
+        const abc = () => Buffer.from('abc');
+        ws.send(abc());
+        ws.send(abc(), {});
+        ws.send(abc(), { binary: undefined });
+        ws.send('text', { binary: true });
+        ws.send(abc(), () => {});
+        ws.send('first half, ', { fin: undefined });
+        ws.send('second half');
+        ws.send(abc(), { compress: undefined, mask: undefined });
+        ws.close();
+      }
+    });
+  });
+
   it('echoes a 16 MiB message', async () => {
     await assertSameAsWs(assert, echo([crypto.randomBytes(16 * 1024 * 1024)]));
   });

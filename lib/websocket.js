@@ -292,21 +292,22 @@ class WebSocket extends EventEmitter {
     }
     if (typeof options === 'function') {
       cb = options;
-      options = {};
+      options = undefined;
     }
     if (typeof data === 'number') data = data.toString();
 
     if (this._readyState !== OPEN) return this._sendAfterClose(data, cb);
 
-    // A spread over the defaults, as ws does: V8 makes it cheaper than
-    // checking each key (measured).
-    const { binary, fin, compress: wanted, mask: masked } = {
-      binary: typeof data !== 'string',
-      mask: !this._isServer,
-      compress: true,
-      fin: true,
-      ...options
-    };
+    let binary = typeof data !== 'string';
+    let fin = true;
+    let wanted = true;
+    let masked = !this._isServer;
+    if (options !== undefined) {
+      // A spread over the defaults, as ws does (an own key set to undefined
+      // overrides its default): V8 makes it cheaper than checking each key
+      // (measured). Without options, the defaults as they are.
+      ({ binary, fin, compress: wanted, mask: masked } = { binary, mask: masked, compress: true, fin: true, ...options });
+    }
     const compress = !!wanted && !!this._extensions[PerMessageDeflate.extensionName];
     const mask = this._maskFor(masked);
 
