@@ -26,18 +26,16 @@ function toArrayBuffer(buf) {
 }
 
 /**
- * Views `data` as a Buffer without copying where possible. Sets
- * `toBuffer.readOnly` to false when it had to copy. Checks by internal type,
- * not instanceof, so that values from any realm (vm contexts, jsdom) work.
+ * Views `data` as a Buffer without copying where possible. Checks by
+ * internal type, not instanceof, so that values from any realm (vm
+ * contexts, jsdom) work.
  */
 function toBuffer(data) {
-  toBuffer.readOnly = true;
   if (Buffer.isBuffer(data)) return data;
   if (isAnyArrayBuffer(data)) return new FastBuffer(data);
   if (ArrayBuffer.isView(data)) {
     return new FastBuffer(data.buffer, data.byteOffset, data.byteLength);
   }
-  toBuffer.readOnly = false;
   return Buffer.from(data);
 }
 

@@ -19,11 +19,14 @@ function isValidUTF8(buf) {
   return isUtf8(buf);
 }
 
+/** Looked up once: isBlob() runs on every send. */
+const HAS_BLOB = typeof Blob !== 'undefined';
+
 function isBlob(value) {
   return (
-    typeof Blob !== 'undefined' &&
-    value !== null &&
+    HAS_BLOB &&
     typeof value === 'object' &&
+    value !== null &&
     typeof value.arrayBuffer === 'function' &&
     typeof value.type === 'string' &&
     typeof value.stream === 'function' &&
