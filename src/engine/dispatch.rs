@@ -45,7 +45,7 @@ const SMALL_ARENA: usize = 16 * 1024;
 const ARENA_KEEP_MAX: usize = 1 << 20;
 
 pub fn recycled_arena() -> Vec<u8> {
-    ARENAS.with(|a| a.borrow_mut().pop()).unwrap_or_default()
+    ARENAS.try_with(|a| a.try_borrow_mut().ok().and_then(|mut a| a.pop())).ok().flatten().unwrap_or_default()
 }
 
 fn recycle(mut v: Vec<u8>) {
@@ -53,10 +53,13 @@ fn recycle(mut v: Vec<u8>) {
         return;
     }
     v.clear();
-    ARENAS.with(|a| {
-        let mut a = a.borrow_mut();
-        if a.len() < ARENAS_KEPT {
-            a.push(v);
+    // A finalizer may run while the thread's locals are being torn down:
+    // then the arena is simply freed.
+    let _ = ARENAS.try_with(|a| {
+        if let Ok(mut a) = a.try_borrow_mut() {
+            if a.len() < ARENAS_KEPT {
+                a.push(v);
+            }
         }
     });
 }
