@@ -431,11 +431,10 @@ Object.assign(NativeTransport.prototype, {
   // Without a socket (a native listener's connection): end() called,
   // destroyed (or closed by the engine).
   ended: false,
-  destroyed: false
+  destroyed: false,
+  /** Connections on the engine are topic members there (topics.js). */
+  native: true
 });
-
-/** Connections on the engine are topic members there (topics.js). */
-NativeTransport.prototype.native = true;
 
 function topicJoin(id, topic) {
   engine.topicJoin(id, topic);

@@ -62,19 +62,22 @@ class WebSocket extends EventEmitter {
       this._setMarks(options);
     }
 
-    if (!options.autoPong) this._autoPong = false;
-    else if ((options.maxPendingAutoPongs | 0) !== MAX_PENDING_AUTO_PONGS) this._maxPendingAutoPongs = options.maxPendingAutoPongs | 0;
-    if (options.closeTimeout !== CLOSE_TIMEOUT) this._closeTimeout = options.closeTimeout;
+    this._own('_autoPong', !!options.autoPong);
+    if (this._autoPong) this._own('_maxPendingAutoPongs', options.maxPendingAutoPongs | 0);
+    this._own('_closeTimeout', options.closeTimeout);
   }
 
-  /** Backpressure options; set only when they differ from the prototype's defaults. */
+  /** Sets `key` only where `value` differs from the prototype's default. */
+  _own(key, value) {
+    if (value !== WebSocket.prototype[key]) this[key] = value;
+  }
+
+  /** Backpressure options. */
   _setMarks(options) {
     const [high, max] = sendMarks(options || {}, this._isServer);
-    if (high !== DEFAULT_HIGH_WATER_MARK || max !== 0) {
-      this._sendHighWaterMark = high;
-      this._maxBufferedAmount = max;
-      this._checkAt = max > 0 ? Math.min(high, max) : high;
-    }
+    this._own('_sendHighWaterMark', high);
+    this._own('_maxBufferedAmount', max);
+    this._own('_checkAt', max > 0 ? Math.min(high, max) : high);
   }
 
   get binaryType() {
@@ -161,8 +164,8 @@ class WebSocket extends EventEmitter {
   _config(options) {
     const pmd = this._extensions[PerMessageDeflate.extensionName];
     const maxPayload = options.maxPayload === undefined ? 100 * 1024 * 1024 : options.maxPayload;
-    if (options.generateMask !== undefined) this._generateMask = options.generateMask;
-    if (options.allowSynchronousEvents === false) this._allowSynchronousEvents = false;
+    this._own('_generateMask', options.generateMask);
+    this._own('_allowSynchronousEvents', options.allowSynchronousEvents !== false);
     return {
       isServer: this._isServer,
       limits: [
@@ -657,20 +660,14 @@ function closeCode(code) {
   return buf;
 }
 
-// Backpressure and topics, on the prototype: a connection that never uses
-// them carries none of them.
-WebSocket.prototype._sendHighWaterMark = DEFAULT_HIGH_WATER_MARK;
-WebSocket.prototype._maxBufferedAmount = 0;
-WebSocket.prototype._checkAt = DEFAULT_HIGH_WATER_MARK;
-WebSocket.prototype._needDrain = false;
-WebSocket.prototype._topics = null;
-
-// The state of a connection until it changes (see the constructor).
+// The state of a connection until it changes (see the constructor), with
+// backpressure and topics: an idle connection carries none of it.
 Object.assign(WebSocket.prototype, {
   _allowSynchronousEvents: true,
   _autoPong: true,
   _binaryType: BINARY_TYPES[0],
   _bufferedAmount: 0,
+  _checkAt: DEFAULT_HIGH_WATER_MARK,
   _closeCode: 1006,
   _closeFrameReceived: false,
   _closeFrameSent: false,
@@ -683,12 +680,16 @@ Object.assign(WebSocket.prototype, {
   _generateMask: undefined,
   _inputEnded: false,
   _isServer: true,
+  _maxBufferedAmount: 0,
   _maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
+  _needDrain: false,
   _paused: false,
   _pendingAutoPongs: 0,
   _protocol: '',
   _receiverErrored: false,
-  _sock: null
+  _sendHighWaterMark: DEFAULT_HIGH_WATER_MARK,
+  _sock: null,
+  _topics: null
 });
 
 // ws's `_sender`, which socket.io's adapter writes prebuilt frames through:
