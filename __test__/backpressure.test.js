@@ -80,6 +80,38 @@ for (const [name, tls] of TRANSPORTS) {
       }
     });
 
+    it("small sends from a message listener: false past the mark, one 'drain' per false, everything arrives in order", async () => {
+      // Over TLS, small frames sent while a message is delivered wait to go
+      // out together (the stream transport's run) and count all the same;
+      // the engine counts only what the kernel refused, so there none is
+      // false here.
+      const { wss, server, client } = await pair(tls, { sendHighWaterMark: 100 });
+      try {
+        const got = [];
+        const all = new Promise((resolve) => client.on('message', (d) => got.push(String(d)) === 40 && resolve()));
+        const results = [];
+        let drains = 0;
+        const drained = new Promise((resolve) => server.on('drain', () => ++drains && resolve()));
+        server.on('message', () => {
+          for (let i = 0; i < 40; i++) results.push([server.send(`m${i}`.padEnd(8, '.')), server.bufferedAmount > 100]);
+        });
+        client.send('go');
+        await all;
+        for (const [below, above] of results) assert.strictEqual(below, !above);
+        const falses = results.filter(([below]) => !below).length;
+        assert.strictEqual(falses > 0, tls);
+        if (falses > 0) await drained;
+        assert.deepStrictEqual(got, Array.from({ length: 40 }, (_, i) => `m${i}`.padEnd(8, '.')));
+        server.send('x');
+        await once(client, 'message');
+        assert.strictEqual(drains, falses > 0 ? 1 : 0);
+        assert.strictEqual(server.bufferedAmount, 0);
+      } finally {
+        client.terminate();
+        await closeServer(wss);
+      }
+    });
+
     it('maxBufferedAmount closes a slow consumer with 1008; what was sent before still arrives', async () => {
       const max = 1024 * 1024;
       const { wss, server, client } = await pair(tls, { sendHighWaterMark: 128 * 1024, maxBufferedAmount: max });

@@ -250,4 +250,42 @@ for (const tls of [false, true]) describe(`differential over ${tls ? 'TLS (strea
       }
     });
   });
+
+  it('sends from a message listener: bufferedAmount after each, callbacks in order, with pings, fragments and a large frame between', async () => {
+    await assertSameAsWs(assert, {
+      server(ws) {
+        const order = [];
+        const note = (...entry) => order.push(entry);
+        ws.on('message', (data) => {
+          const n = String(data);
+          if (n === 'report') return ws.send(JSON.stringify(order));
+          const at = ws.bufferedAmount;
+          ws.send(`a${n}`, (err) => note('a', n, String(err), ws.bufferedAmount));
+          note('after a', n, ws.bufferedAmount - at);
+          ws.ping(n);
+          ws.send('frag', { fin: false });
+          ws.send('ment', { fin: true }, (err) => note('fragment', n, String(err)));
+          note('after fragment', n, ws.bufferedAmount - at);
+          if (n === '2') ws.send(Buffer.alloc(20000, 7), (err) => note('large', n, String(err), ws.bufferedAmount));
+          ws.send(`b${n}`, (err) => note('b', n, String(err), ws.bufferedAmount));
+          note('after b', n, ws.bufferedAmount - at);
+        });
+      },
+      client(ws) {
+        let n = 0;
+        ws.on('open', () => ws.send('1'));
+        ws.on('message', (data) => {
+          n++;
+          if (n === 3) ws.send('2');
+          else if (n === 7) {
+            // Three at once: most often one chunk for the server.
+            ws.send('3');
+            ws.send('4');
+            ws.send('5');
+          } else if (n === 16) ws.send('report');
+          else if (n === 17) ws.close(1000, String(data).length > 0 ? 'done' : 'empty');
+        });
+      }
+    });
+  });
 });

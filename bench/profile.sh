@@ -3,7 +3,10 @@
 # software cpu-clock sampling, which works where the machine has no
 # hardware counters), JS frames named through --perf-basic-prof.
 #
-#   [SIZE=bytes] [CONNS=n] [SERVER_FLAGS=--express] bash bench/profile.sh [native|ws] [echo|wss|handshakes|broadcast] [seconds]
+#   [SIZE=bytes] [CONNS=n] [SERVER_FLAGS=--express] bash bench/profile.sh [native|ws|bun-ws|bun-serve] [echo|wss|handshakes|broadcast] [seconds]
+#
+# bun-ws and bun-serve run the same servers under Bun (as npm run bench
+# does, once it has installed Bun); Bun's JS frames stay unnamed.
 #
 # Prints the server's own top symbols, and the share of its samples in
 # each part: ws-native's Rust, N-API, V8's compiled JS, V8/Node internals,
@@ -22,7 +25,12 @@ flags=()
 [ "$scenario" = wss ] && flags=(--tls)
 # shellcheck disable=SC2206
 flags+=(${SERVER_FLAGS:-})
-node --perf-basic-prof --interpreted-frames-native-stack bench/server.js "$impl" "${flags[@]}" > "$out/server.log" &
+bun=${WS_NATIVE_CACHE:-$HOME/.cache/ws-native}/bun/node_modules/@oven/bun-linux-x64/bin/bun
+case $impl in
+  bun-ws) "$bun" bench/server.js ws "${flags[@]}" > "$out/server.log" & ;;
+  bun-serve) "$bun" bench/bun-serve.js "${flags[@]}" > "$out/server.log" & ;;
+  *) node --perf-basic-prof --interpreted-frames-native-stack bench/server.js "$impl" "${flags[@]}" > "$out/server.log" & ;;
+esac
 server=$!
 until grep -q '^listening' "$out/server.log" 2>/dev/null; do sleep 0.1; done
 port=$(sed -n 's/^listening //p' "$out/server.log")
@@ -51,6 +59,7 @@ awk '
     else if (sym ~ /napi_|v8impl|napi::/) part = "N-API"
     else if (dso ~ /perf-[0-9]+\.map/ || sym ~ /^ *(Builtin|LazyCompile|JS|Function|Interpreted|Baseline|Maglev|Turbofan):/) part = "JS (compiled, builtins)"
     else if (dso ~ /node/) part = "V8 / Node internals"
+    else if (dso ~ /^bun$/) part = "Bun (uWS, JSC)"
     else if (dso ~ /libc|ld-linux/) part = "libc"
     else if (dso ~ /kernel/) part = "kernel"
     else part = "other (" dso ")"

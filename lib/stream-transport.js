@@ -25,36 +25,78 @@ const RSV1 = 0x40;
 const BY_REFERENCE = 64 * 1024;
 
 // Frames up to this size are framed straight into a shared pool (as Node's
-// Buffer.allocUnsafe pool works: a slice per frame, never reused, a new pool
+// Buffer.allocUnsafe pool works: a slice per write, never reused, a new pool
 // when one is full), larger ones into a Buffer of their own.
 const POOL_SIZE = 64 * 1024;
 const SMALL_FRAME = POOL_SIZE / 4;
 let pool = Buffer.allocUnsafeSlow(POOL_SIZE);
 let poolOffset = 0;
 
-/** Frames `data` with `core` into pooled memory; returns the frame. */
+/**
+ * Frames `data` with `core` at the end of the pool (a new pool when it is
+ * full) and returns its length; the frame starts at `poolOffset - length`.
+ * Frames framed one after another by one transport are one run of bytes.
+ */
 function framePooled(core, data, opcode, flags, key) {
   let n = streamEncodeInto(core, data, opcode, flags, key, pool, poolOffset);
   if (n < 0) {
     n = -n;
-    if (n > SMALL_FRAME) {
-      const own = Buffer.allocUnsafeSlow(n);
-      streamTakeFrame(core, own, 0);
-      return own;
-    }
     pool = Buffer.allocUnsafeSlow(POOL_SIZE);
     poolOffset = 0;
     streamTakeFrame(core, pool, 0);
   }
-  const frame = pool.subarray(poolOffset, poolOffset + n);
-  // Keep slices 8-byte aligned, as Node's pool does.
-  poolOffset = (poolOffset + n + 7) & ~7;
-  return frame;
+  poolOffset += n;
+  return n;
+}
+
+/**
+ * Frames a whole, plain, unmasked message (what a server sends most) at the
+ * end of the pool, here (the Rust encoder's state does not change for one).
+ * Returns where the frame starts.
+ */
+function framePlain(data, opcode) {
+  const text = typeof data === 'string';
+  const len = text ? Buffer.byteLength(data) : data.length;
+  const head = len < 126 ? 2 : 4;
+  if (poolOffset + head + len > POOL_SIZE) {
+    pool = Buffer.allocUnsafeSlow(POOL_SIZE);
+    poolOffset = 0;
+  }
+  const at = poolOffset;
+  pool[at] = 0x80 | opcode;
+  if (head === 2) {
+    pool[at + 1] = len;
+  } else {
+    pool[at + 1] = 126;
+    pool[at + 2] = len >>> 8;
+    pool[at + 3] = len & 0xff;
+  }
+  if (text) pool.utf8Write(data, at + head, len);
+  else pool.set(data, at + head);
+  poolOffset = at + head + len;
+  return at;
 }
 
 /** Whether `data` may be framed in the pool: not too big to copy. */
 function small(data) {
   return typeof data === 'string' ? data.length <= SMALL_FRAME / 3 : data.length <= SMALL_FRAME;
+}
+
+/**
+ * The callback of a run's one write: calls each send's, the first seeing
+ * `tail` bytes still buffered (see StreamTransport#runHead).
+ */
+function callbacks(tr, cbs, tail) {
+  if (cbs.length === 1 && tail === 0) return cbs[0];
+  return (err) => {
+    tr.tail = tail;
+    try {
+      cbs[0](err);
+    } finally {
+      tr.tail = 0;
+    }
+    for (let i = 1; i < cbs.length; i++) cbs[i](err);
+  };
 }
 
 class StreamTransport {
@@ -69,20 +111,42 @@ class StreamTransport {
     this.held = null;
     this.heldBytes = 0;
     this.inCompressed = false;
+    // Within a fragmented message: its frames are framed by the Rust core.
+    this.continuing = false;
     // Where feedInPlace writes the records of a chunk; a nested feed (a
     // listener that makes the socket emit data) gets a tape of its own.
     this.tape = new Uint32Array(64);
     this.feeding = false;
+    // The frames sent while a chunk's records are delivered: one run of the
+    // pool, written as one buffer when the chunk is done (the floor's one
+    // write per chunk) instead of a write each.
+    this.run = null;
+    this.runStart = 0;
+    this.runEnd = 0;
+    this.runCallbacks = null;
+    // A run begun on an idle socket: ws would have written its first frame
+    // (`runHead` bytes) at once and the rest behind it, so that frame's
+    // callback sees the rest (`tail`) still buffered.
+    this.runHead = 0;
+    this.runHeadCallback = false;
+    this.tail = 0;
     this.drainArmed = false;
     this.onSocketDrain = null;
   }
 
   get bufferedAmount() {
     const state = this.socket._writableState;
-    return (state ? state.length : this.socket.writableLength || 0) + this.heldBytes;
+    const run = this.run === null ? 0 : this.runEnd - this.runStart;
+    return (state ? state.length : this.socket.writableLength || 0) + this.heldBytes + run + this.tail;
   }
 
   send(data, binary, fin, compress, mask, cb) {
+    if (fin && !compress && !mask && !this.continuing && small(data)) {
+      this._pooled(framePlain(data, binary ? 2 : 1), cb, data);
+      return this.bufferedAmount > this.ws._checkAt;
+    }
+    // The Rust encoder numbers the fragments of a message.
+    this.continuing = !fin;
     const flags = frameFlags(fin, compress, mask);
     // A big unmasked payload is written as it is, behind its header, as ws
     // does: over TLS a copy in the frame would be held beside the ciphertext.
@@ -93,14 +157,67 @@ class StreamTransport {
         return this.bufferedAmount > this.ws._checkAt;
       }
     }
-    const frame = small(data) ? framePooled(this.core, data, binary ? 2 : 1, flags, maskKey(mask)) : streamEncode(this.core, data, binary ? 2 : 1, flags, maskKey(mask));
+    const opcode = binary ? 2 : 1;
+    let frame;
+    if (small(data)) {
+      const n = framePooled(this.core, data, opcode, flags, maskKey(mask));
+      const start = poolOffset - n;
+      if ((pool[start] & RSV1) === 0 && !this.inCompressed) {
+        this._pooled(start, cb, data);
+        return this.bufferedAmount > this.ws._checkAt;
+      }
+      frame = pool.subarray(start, poolOffset);
+    } else {
+      frame = streamEncode(this.core, data, opcode, flags, maskKey(mask));
+    }
     // The first frame of a compressed message has RSV1; its continuations
     // are compressed too.
     const compressed = this.inCompressed || (frame[0] & RSV1) !== 0;
     this.inCompressed = compressed && !fin;
     if (compressed || this.held !== null) this._hold([frame], cb, byteLength(data));
-    else this.socket.write(frame, cb);
+    else this._write(frame, cb);
     return this.bufferedAmount > this.ws._checkAt;
+  }
+
+  /** Sends the uncompressed frame the pool ends with (from `start`). */
+  _pooled(start, cb, data) {
+    if (this.held !== null) this._hold([pool.subarray(start, poolOffset)], cb, byteLength(data));
+    else if (this.feeding) this._append(start, cb);
+    else this._write(pool.subarray(start, poolOffset), cb);
+  }
+
+  /** Adds the frame the pool ends with (from `start`) to the run. */
+  _append(start, cb) {
+    if (this.run !== pool || this.runEnd !== start) {
+      // Another transport framed in between, or the pool was full.
+      this.flushRun();
+      this.run = pool;
+      this.runStart = start;
+      this.runHead = this.socket.writableLength === 0 ? poolOffset - start : 0;
+      this.runHeadCallback = typeof cb === 'function';
+    }
+    this.runEnd = poolOffset;
+    if (cb) {
+      if (this.runCallbacks === null) this.runCallbacks = [cb];
+      else this.runCallbacks.push(cb);
+    }
+  }
+
+  /** Writes the run, if there is one. */
+  flushRun() {
+    const run = this.run;
+    if (run === null) return;
+    const cbs = this.runCallbacks;
+    this.run = null;
+    this.runCallbacks = null;
+    const tail = this.runHead > 0 && this.runHeadCallback ? this.runEnd - this.runStart - this.runHead : 0;
+    this.socket.write(run.subarray(this.runStart, this.runEnd), cbs === null ? undefined : callbacks(this, cbs, tail));
+  }
+
+  /** A write behind the run. */
+  _write(buf, cb) {
+    if (this.run !== null) this.flushRun();
+    this.socket.write(buf, cb);
   }
 
   /** 'drain' on the WebSocket once bufferedAmount is back to 0. */
@@ -114,11 +231,12 @@ class StreamTransport {
     const flags = frameFlags(false, false, mask);
     const frame = streamEncodeControl(this.core, opcode, data, flags, maskKey(mask));
     if (this.held !== null) this._hold([frame], cb, byteLength(data));
-    else this.socket.write(frame, cb);
+    else this._write(frame, cb);
   }
 
   raw(list, cb) {
     if (this.held !== null) return this._hold(list, cb, 0);
+    this.flushRun();
     this.socket.cork();
     for (let i = 0; i < list.length - 1; i++) this.socket.write(list[i]);
     this.socket.write(list[list.length - 1], cb);
@@ -135,15 +253,16 @@ class StreamTransport {
   }
 
   end() {
+    this.flushRun();
     // Ending twice makes Node build (and drop) an error: skip it.
     if (!this.socket.writableEnded) this.socket.end();
   }
 
   destroy() {
     this.closed = true;
-    // Frames written in this batch reach the socket first, as they would
-    // have without the batch's cork (see onData).
-    uncork(this.socket);
+    // Frames sent in this batch reach the socket first, as they would have
+    // without the run.
+    this.flushRun();
     const held = this.held;
     if (held !== null) {
       // As ws: what waited for a compression is not sent.
@@ -206,6 +325,8 @@ function releaseHeld(tr) {
  */
 function checkDrain(tr) {
   if (tr.closed || tr.held !== null) return;
+  // What waits in a run is the socket's to drain.
+  tr.flushRun();
   const socket = tr.socket;
   if (socket.writableLength === 0) {
     tr.drainArmed = false;
@@ -241,11 +362,6 @@ function onData(chunk) {
   }
   const words = code >>> 1;
   const bigs = code & 1 ? streamTakeBigs(tr.core) : undefined;
-  // Sends made by the listeners of a chunk's records go out in one write
-  // (over TLS, one record and one syscall) instead of one each.
-  const socket = tr.socket;
-  const corked = words > 4 && !nested && typeof socket.cork === 'function';
-  if (corked) socket.cork();
   tr.feeding = true;
   try {
     for (let i = 0; i < words; i += 4) {
@@ -253,12 +369,31 @@ function onData(chunk) {
     }
   } finally {
     tr.feeding = nested;
-    if (corked) uncork(socket);
+    if (!nested) tr.flushRun();
   }
 }
 
-function uncork(socket) {
-  if (socket.writableCorked > 0) socket.uncork();
+/**
+ * The application may write to the socket itself (ws._socket, req.socket):
+ * its write() or end() goes out after the frames sent before it, so a run
+ * is written first. Defined on the socket, as its own methods would be, and
+ * calling what the socket had.
+ */
+function writesBehindRuns(socket, tr) {
+  const { write, end } = socket;
+  const methods = {
+    write() {
+      if (tr.run !== null) tr.flushRun();
+      return write.apply(this, arguments);
+    },
+    end() {
+      if (tr.run !== null) tr.flushRun();
+      return end.apply(this, arguments);
+    }
+  };
+  for (const name of ['write', 'end']) {
+    Object.defineProperty(socket, name, { value: methods[name], writable: true, configurable: true, enumerable: false });
+  }
 }
 
 /** Drives `ws` over `socket`; `config.initial` is written first. */
@@ -268,6 +403,7 @@ function attach(socket, ws, config) {
   if (socket.setNoDelay) socket.setNoDelay();
   if (config.initial) socket.write(config.initial);
   if (config.head && config.head.length > 0) socket.unshift(config.head);
+  writesBehindRuns(socket, tr);
   watch(socket, ws, onData);
   return tr;
 }
