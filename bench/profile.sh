@@ -3,7 +3,7 @@
 # software cpu-clock sampling, which works where the machine has no
 # hardware counters), JS frames named through --perf-basic-prof.
 #
-#   [SIZE=bytes] [CONNS=n] [SERVER_FLAGS=--express] bash bench/profile.sh [native|ws|bun-ws|bun-serve] [echo|wss|handshakes|broadcast] [seconds]
+#   [SIZE=bytes] [CONNS=n] [SERVER_FLAGS=--express] bash bench/profile.sh [native|ws|bun-ws|bun-serve] [echo|wss|deflate|handshakes|broadcast] [seconds]
 #
 # bun-ws and bun-serve run the same servers under Bun (as npm run bench
 # does, once it has installed Bun); Bun's JS frames stay unnamed.
@@ -23,6 +23,7 @@ trap 'kill "$server" 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$out/perf.da
 
 flags=()
 [ "$scenario" = wss ] && flags=(--tls)
+[ "$scenario" = deflate ] && flags=(--deflate)
 # shellcheck disable=SC2206
 flags+=(${SERVER_FLAGS:-})
 bun=${WS_NATIVE_CACHE:-$HOME/.cache/ws-native}/bun/node_modules/@oven/bun-linux-x64/bin/bun
@@ -36,7 +37,8 @@ until grep -q '^listening' "$out/server.log" 2>/dev/null; do sleep 0.1; done
 port=$(sed -n 's/^listening //p' "$out/server.log")
 
 case $scenario in
-  echo) args=(echo --conns 50 --inflight 16 --size 32) ;;
+  echo) args=(echo --conns 50 --inflight 16 --size "${SIZE:-32}") ;;
+  deflate) args=(echo --conns 50 --inflight 16 --size "${SIZE:-4096}" --json --deflate) ;;
   wss) args=(echo --tls --conns 50 --inflight 16 --size "${SIZE:-32}" --binary) ;;
   handshakes) args=(handshakes --conns 16) ;;
   broadcast) args=(broadcast --conns "${CONNS:-1000}" --inflight 8 --size "${SIZE:-32}") ;;
