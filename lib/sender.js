@@ -8,6 +8,7 @@
 const { randomFillSync } = require('crypto');
 
 const { toBuffer } = require('./buffer-util');
+const { headerLength, writeHeader } = require('./frame-flags');
 
 class Sender {
   /**
@@ -36,15 +37,12 @@ class Sender {
       else randomFillSync(key, 0, 4);
     }
 
-    const extended = length >= 65536 ? 8 : length > 125 ? 2 : 0;
-    const header = Buffer.allocUnsafe(2 + extended + (key ? 4 : 0));
-    header[0] = (options.fin ? 0x80 : 0) | (options.rsv1 ? 0x40 : 0) | options.opcode;
-    header[1] = (key ? 0x80 : 0) | (extended === 8 ? 127 : extended === 2 ? 126 : length);
-    if (extended === 2) header.writeUInt16BE(length, 2);
-    else if (extended === 8) header.writeBigUInt64BE(BigInt(length), 2);
+    const header = Buffer.allocUnsafe(headerLength(length, key !== null));
+    const first = (options.fin ? 0x80 : 0) | (options.rsv1 ? 0x40 : 0) | options.opcode;
+    const keyAt = writeHeader(header, 0, first, length, key !== null);
 
     if (!key) return length ? [header, payload] : [header];
-    key.copy(header, 2 + extended);
+    key.copy(header, keyAt);
     if (!length) return [header];
     if ((key[0] | key[1] | key[2] | key[3]) === 0) return [header, payload];
 

@@ -16,7 +16,7 @@ const {
   streamTakeTape
 } = require('./binding');
 const { deliverFrame } = require('./event-batch');
-const { frameFlags, maskKey } = require('./frame-flags');
+const { frameFlags, headerLength, maskKey, writeHeader } = require('./frame-flags');
 const { kWebSocket } = require('./constants');
 const { watch } = require('./socket-events');
 
@@ -41,8 +41,7 @@ function framePooled(core, data, opcode, flags, key) {
   let n = streamEncodeInto(core, data, opcode, flags, key, pool, poolOffset);
   if (n < 0) {
     n = -n;
-    pool = Buffer.allocUnsafeSlow(POOL_SIZE);
-    poolOffset = 0;
+    newPool();
     streamTakeFrame(core, pool, 0);
   }
   poolOffset += n;
@@ -57,24 +56,18 @@ function framePooled(core, data, opcode, flags, key) {
 function framePlain(data, opcode) {
   const text = typeof data === 'string';
   const len = text ? Buffer.byteLength(data) : data.length;
-  const head = len < 126 ? 2 : 4;
-  if (poolOffset + head + len > POOL_SIZE) {
-    pool = Buffer.allocUnsafeSlow(POOL_SIZE);
-    poolOffset = 0;
-  }
+  if (poolOffset + headerLength(len, false) + len > POOL_SIZE) newPool();
   const at = poolOffset;
-  pool[at] = 0x80 | opcode;
-  if (head === 2) {
-    pool[at + 1] = len;
-  } else {
-    pool[at + 1] = 126;
-    pool[at + 2] = len >>> 8;
-    pool[at + 3] = len & 0xff;
-  }
-  if (text) pool.utf8Write(data, at + head, len);
-  else pool.set(data, at + head);
-  poolOffset = at + head + len;
+  const payloadAt = writeHeader(pool, at, 0x80 | opcode, len, false);
+  if (text) pool.utf8Write(data, payloadAt, len);
+  else pool.set(data, payloadAt);
+  poolOffset = payloadAt + len;
   return at;
+}
+
+function newPool() {
+  pool = Buffer.allocUnsafeSlow(POOL_SIZE);
+  poolOffset = 0;
 }
 
 /** Whether `data` may be framed in the pool: not too big to copy. */
@@ -124,11 +117,10 @@ class StreamTransport {
     this.runStart = 0;
     this.runEnd = 0;
     this.runCallbacks = null;
-    // A run begun on an idle socket: ws would have written its first frame
-    // (`runHead` bytes) at once and the rest behind it, so that frame's
-    // callback sees the rest (`tail`) still buffered.
+    // A run begun on an idle socket with a callback on its first frame: ws
+    // would have written that frame (`runHead` bytes) at once and the rest
+    // behind it, so its callback sees the rest (`tail`) still buffered.
     this.runHead = 0;
-    this.runHeadCallback = false;
     this.tail = 0;
     this.drainArmed = false;
     this.onSocketDrain = null;
@@ -193,8 +185,7 @@ class StreamTransport {
       this.flushRun();
       this.run = pool;
       this.runStart = start;
-      this.runHead = this.socket.writableLength === 0 ? poolOffset - start : 0;
-      this.runHeadCallback = typeof cb === 'function';
+      this.runHead = cb && this.socket.writableLength === 0 ? poolOffset - start : 0;
     }
     this.runEnd = poolOffset;
     if (cb) {
@@ -210,7 +201,7 @@ class StreamTransport {
     const cbs = this.runCallbacks;
     this.run = null;
     this.runCallbacks = null;
-    const tail = this.runHead > 0 && this.runHeadCallback ? this.runEnd - this.runStart - this.runHead : 0;
+    const tail = this.runHead > 0 ? this.runEnd - this.runStart - this.runHead : 0;
     this.socket.write(run.subarray(this.runStart, this.runEnd), cbs === null ? undefined : callbacks(this, cbs, tail));
   }
 
@@ -380,19 +371,13 @@ function onData(chunk) {
  * calling what the socket had.
  */
 function writesBehindRuns(socket, tr) {
-  const { write, end } = socket;
-  const methods = {
-    write() {
-      if (tr.run !== null) tr.flushRun();
-      return write.apply(this, arguments);
-    },
-    end() {
-      if (tr.run !== null) tr.flushRun();
-      return end.apply(this, arguments);
-    }
-  };
   for (const name of ['write', 'end']) {
-    Object.defineProperty(socket, name, { value: methods[name], writable: true, configurable: true, enumerable: false });
+    const method = socket[name];
+    const value = function () {
+      if (tr.run !== null) tr.flushRun();
+      return method.apply(this, arguments);
+    };
+    Object.defineProperty(socket, name, { value, writable: true, configurable: true, enumerable: false });
   }
 }
 
