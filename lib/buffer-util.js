@@ -2,6 +2,9 @@
 
 const { isAnyArrayBuffer } = require('util').types;
 
+// Bound here, not read through the global's accessor at every use.
+const { Buffer } = require('buffer');
+
 const { EMPTY_BUFFER } = require('./constants');
 
 const FastBuffer = Buffer[Symbol.species];

@@ -4,6 +4,9 @@
 // four-word records plus an arena of payload bytes, used by both transports.
 // Incoming only; how frames go out is in frame-flags.js.
 
+// Bound here, not read through the global's accessor at every use.
+const { Buffer } = require('buffer');
+
 const { FastBuffer } = require('./buffer-util');
 const { kStatusCode } = require('./constants');
 

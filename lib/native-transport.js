@@ -5,6 +5,10 @@
 // file turns the batch into calls on each WebSocket and on its socket, which
 // stays the application's live connection (adopted-socket.js).
 
+// Bound here, not read through the global's accessor at every use.
+const { Buffer } = require('buffer');
+const process = require('process');
+
 const net = require('net');
 const { getSystemErrorName } = require('util');
 
@@ -67,10 +71,15 @@ function onBatch(t, ar, bg) {
   } else if (tape === null) {
     return;
   }
+  // A connection's records mostly come in runs (all it read in one go):
+  // the map is asked once per run. A transport stays its id's until its
+  // CLOSED record; before one is found, a record may make one (a listener's
+  // upgrade), so the map is asked again.
+  let tr;
   while (pos < tape.length) {
     const word = tape[pos];
     const id = tape[pos + 1];
-    const tr = transports.get(id);
+    if (tr === undefined || tr.id !== id || tr.engineClosed) tr = transports.get(id);
     const a = tape[pos + 2];
     const b = tape[pos + 3];
     pos += 4;

@@ -5,6 +5,9 @@
 // connection's `_sender` to write such frames. Framing of ordinary messages
 // happens in Rust.
 
+// Bound here, not read through the global's accessor at every use.
+const { Buffer } = require('buffer');
+
 const { randomFillSync } = require('crypto');
 
 const { toBuffer } = require('./buffer-util');

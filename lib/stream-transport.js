@@ -4,6 +4,10 @@
 // @fastify/websocket's injectWS uses). The same Rust core parses and frames;
 // JS moves the bytes through the Node stream, as ws does.
 
+// Bound here, not read through the global's accessor at every use.
+const { Buffer } = require('buffer');
+const process = require('process');
+
 const {
   streamCore,
   streamEncode,

@@ -3,6 +3,11 @@
 // The WebSocket class: ws's state machine and API over a transport (the
 // native engine, or a JS stream driving the same Rust core).
 
+// Node's `Buffer` and `process` globals are accessors, a call at every use:
+// the hot paths use bindings of their own.
+const { Buffer } = require('buffer');
+const process = require('process');
+
 const EventEmitter = require('events');
 const { isUint8Array } = require('util').types;
 
