@@ -199,7 +199,7 @@ describe('hostile peers', () => {
       await Promise.all(first.map(({ ws }) => (ws.readyState === 3 ? null : new Promise((resolve) => ws.on('close', resolve).close()))));
       const again = await Promise.all(Array.from({ length: 5 }, (_, i) => connect(1000 + i)));
       await Promise.all(again.map(({ ws }) => new Promise((resolve) => ws.on('close', resolve).close())));
-      let after = await ask('idle');
+      const settled = await ask('idle');
       // One client at a time, each upgraded before the next arrives, until
       // one is refused: as many as ws.
       const held = [];
@@ -211,14 +211,18 @@ describe('hostile peers', () => {
       const sequential = held.filter((r) => r.outcome === 'echo').length;
       await Promise.all(held.map(({ ws }) => (ws.readyState === 3 ? null : new Promise((resolve) => ws.on('close', resolve).close()))));
       if (sequential === held.length) assert.fail(`${impl}: 100 clients one at a time were all served under a limit of 100 fds`);
-      after = await ask('idle');
+      const after = await ask('idle');
       counts.sequential = sequential;
-      t.diagnostic(`${impl}: ${JSON.stringify(counts)}; fds ${base.fds} -> ${during.fds} -> ${after.fds}; server errors ${JSON.stringify(after.errors)}`);
+      t.diagnostic(`${impl}: ${JSON.stringify(counts)}; fds ${base.fds} -> ${during.fds} -> ${settled.fds} -> ${after.fds}; server errors ${JSON.stringify(after.errors)}`);
       assert.strictEqual(child.exitCode, null, `${impl}: the server is alive`);
       assert.ok(counts.echo > 0 && counts.echo < 100, `${impl}: ${counts.echo} served`);
       assert.strictEqual(counts.echo + (counts['error ECONNRESET'] || 0), 300, `${impl}: each served or refused, ${JSON.stringify(counts)}`);
       assert.deepStrictEqual(again.map((r) => r.outcome), Array(5).fill('echo'), `${impl}: served again`);
-      assert.strictEqual(after.fds, base.fds, `${impl}: fds back to ${base.fds}`);
+      // The count at start may hold one of Node's own that closes later
+      // (seen on Node 26 under load): none more than at start, and none
+      // more after the second round than after the first.
+      assert.ok(settled.fds <= base.fds, `${impl}: fds back to ${base.fds} or fewer, not ${settled.fds}`);
+      assert.strictEqual(after.fds, settled.fds, `${impl}: fds back to ${settled.fds} after the second round`);
       assert.deepStrictEqual(after.errors, [], impl);
       outcomes[impl] = counts;
     }
