@@ -3,11 +3,14 @@
 //! permessage-deflate with context takeover.
 
 use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::rustls;
 
 /// The connection under the codec: plain TCP, or TLS over it (`--tls`).
@@ -82,9 +85,30 @@ pub struct Deflate {
     server_no_context: bool,
 }
 
+/// A TCP connection to `addr`. To an IPv4 loopback address, connections
+/// come from 127.0.0.2 to 127.0.0.251 in turn: from one source address, the
+/// kernel's search for a free port among those still in TIME_WAIT becomes
+/// the load generator's main cost when connections open and close at a high
+/// rate (which end holds TIME_WAIT depends on which one closes first, so
+/// the cost differed from one server to the next).
+async fn open(addr: &str) -> io::Result<TcpStream> {
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let target = match addr.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(v4)) if v4.ip().is_loopback() => v4,
+        _ => return TcpStream::connect(addr).await,
+    };
+    let socket = TcpSocket::new_v4()?;
+    // The port is chosen at connect(), for the whole 4-tuple, not at bind().
+    let one: libc::c_int = 1;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    unsafe { libc::setsockopt(socket.as_raw_fd(), libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, (&one as *const libc::c_int).cast(), len) };
+    socket.bind(SocketAddr::from(([127, 0, 0, 2 + NEXT.fetch_add(1, Relaxed) % 250], 0)))?;
+    socket.connect(target.into()).await
+}
+
 /// Opens a connection and performs the opening handshake on `path`.
 pub async fn connect(addr: &str, path: &str, deflate: bool) -> io::Result<Client> {
-    let tcp = TcpStream::connect(addr).await?;
+    let tcp = open(addr).await?;
     tcp.set_nodelay(true)?;
     let mut stream: Box<dyn Io> = match TLS.get() {
         Some(tls) => {
