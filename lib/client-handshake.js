@@ -7,13 +7,14 @@ const http = require('http');
 const https = require('https');
 const net = require('net');
 const tls = require('tls');
-const { randomBytes, createHash } = require('crypto');
+const { randomBytes } = require('crypto');
 const { unescape } = require('querystring');
 const { URL } = require('url');
 
 const PerMessageDeflate = require('./permessage-deflate');
 const { format, parse } = require('./extension');
-const { CLOSE_TIMEOUT, GUID, MAX_PENDING_AUTO_PONGS } = require('./constants');
+const { CLOSE_TIMEOUT, MAX_PENDING_AUTO_PONGS } = require('./constants');
+const { acceptKey } = require('./http-responses');
 
 const kAborted = Symbol('kAborted');
 const PROTOCOL_VERSIONS = [8, 13];
@@ -257,8 +258,7 @@ function checkResponse(res, key, protocolSet, perMessageDeflate, websocket) {
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
     return 'Invalid Upgrade header';
   }
-  const digest = createHash('sha1').update(key + GUID).digest('base64');
-  if (res.headers['sec-websocket-accept'] !== digest) {
+  if (res.headers['sec-websocket-accept'] !== acceptKey(key)) {
     return 'Invalid Sec-WebSocket-Accept header';
   }
 

@@ -4,15 +4,14 @@
 // http server, with ws's options, checks, status codes and events.
 
 const EventEmitter = require('events');
-const { createHash } = require('crypto');
 
 const extension = require('./extension');
-const { abortResponse, upgradeRequired } = require('./http-responses');
+const { abortResponse, acceptKey, upgradeRequired } = require('./http-responses');
 const nativeListener = require('./native-listener');
 const PerMessageDeflate = require('./permessage-deflate');
 const subprotocol = require('./subprotocol');
 const WebSocket = require('./websocket');
-const { CLOSE_TIMEOUT, GUID, kServer, kWebSocket, MAX_PENDING_AUTO_PONGS } = require('./constants');
+const { CLOSE_TIMEOUT, kServer, kWebSocket, MAX_PENDING_AUTO_PONGS } = require('./constants');
 const { sendMarks } = require('./backpressure');
 const { Topics, message } = require('./topics');
 
@@ -276,7 +275,7 @@ class WebSocketServer extends EventEmitter {
     }
     if (this._state > RUNNING) return socket.reject(503);
 
-    const accept = createHash('sha1').update(key + GUID).digest('base64');
+    const accept = acceptKey(key);
     const headers = [
       'HTTP/1.1 101 Switching Protocols',
       'Upgrade: websocket',
