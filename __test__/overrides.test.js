@@ -25,9 +25,10 @@ const DEPENDENCIES = {
   'engine.io-client': '6.6.8',
   mqtt: '5.16.0', // requires ws for ws:// brokers
   'graphql-ws': '6.4.2', // ws is a peer dependency
-  graphql: '16.15.0'
+  graphql: '16.15.0',
+  'puppeteer-core': '24.43.1' // requires ws for the DevTools connection
 };
-const USERS_OF_WS = ['engine.io', 'engine.io-client', 'graphql-ws', 'mqtt', 'socket.io-adapter'];
+const USERS_OF_WS = ['engine.io', 'engine.io-client', 'graphql-ws', 'mqtt', 'puppeteer-core', 'socket.io-adapter'];
 
 const INSTALL_TIMEOUT = 10 * 60 * 1000;
 
