@@ -3,10 +3,9 @@
 
 use std::collections::VecDeque;
 use std::ffi::c_int;
-use std::rc::Rc;
 
 use super::batch::Batch;
-use super::outq::{BufPool, OutQueue, Wrote};
+use super::outq::{BufPool, OutQueue, SharedFrame, Wrote};
 use super::syscall::{self, errno};
 use super::uv::{self, Handle};
 use crate::core::deflate::{DeflateJob, Deflated};
@@ -62,7 +61,7 @@ struct Offloaded {
 /// copied into each queue, bigger ones shared.
 pub enum Published {
     Copied(Vec<u8>),
-    Shared(Rc<[u8]>),
+    Shared(SharedFrame),
 }
 
 /// Why queued sends failed, for their callbacks' error.
@@ -266,11 +265,11 @@ impl Conn {
 
     /// Queues a published frame; a shared one without a copy.
     pub fn push_published(&mut self, pool: &mut BufPool, frame: &Published, payload: usize) {
-        let bytes: &[u8] = match frame {
-            Published::Copied(v) => v,
-            Published::Shared(rc) => rc,
-        };
         if let Some(o) = self.offload.as_mut() {
+            let bytes = match frame {
+                Published::Copied(v) => v,
+                Published::Shared(f) => f.bytes(),
+            };
             o.payload += payload as u64;
             o.held.push_back(Held::Raw(bytes.to_vec()));
             return;
@@ -278,7 +277,7 @@ impl Conn {
         let before = self.pending();
         match frame {
             Published::Copied(v) => self.out(pool).extend_from_slice(v),
-            Published::Shared(rc) => self.out.push_shared(rc),
+            Published::Shared(f) => self.out.push_shared(f),
         }
         self.count_deferred(payload, before);
     }

@@ -2,10 +2,10 @@
 //! payloads written straight from JS memory (kept alive by a token the
 //! caller releases once they are written). One sendmsg per flush.
 
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::ffi::c_int;
 use std::rc::Rc;
-
 
 /// Write buffers shared by all connections: a connection takes one when it
 /// has something to write and gives it back once it is written, so an idle
@@ -40,12 +40,80 @@ impl BufPool {
     }
 }
 
+/// Frames that many queues share (publishes), one after another in one
+/// buffer: the frames of one loop turn's publishes that a connection gets
+/// are then one run of bytes, one segment and one iovec in its queue. The
+/// buffer's capacity is fixed, so appending never moves the frames queues
+/// point into; it lives while any queue holds a frame of it.
+pub struct Chunk {
+    bytes: UnsafeCell<Vec<u8>>,
+}
+
+/// A chunk's size; a bigger frame takes a chunk of its own size. A queue
+/// that holds one frame of a chunk keeps the whole chunk alive: with frames
+/// of at least 1 KiB shared (topics.rs), a slow subscriber pins at most 8
+/// times what it is owed, while a burst of publishes to a connection still
+/// goes out as a few segments.
+const CHUNK_BYTES: usize = 8 * 1024;
+
+impl Chunk {
+    /// Appends `frame` to `current`, or to a new chunk that becomes current
+    /// when it does not fit (a frame bigger than a chunk gets one of its own
+    /// size, which stays out of `current`).
+    pub fn share(current: &mut Option<Rc<Chunk>>, frame: &[u8]) -> SharedFrame {
+        if let Some(chunk) = current.as_ref() {
+            if let Some(at) = chunk.append(frame) {
+                return SharedFrame { chunk: Rc::clone(chunk), at, len: frame.len() };
+            }
+        }
+        let chunk = Rc::new(Chunk { bytes: UnsafeCell::new(Vec::with_capacity(frame.len().max(CHUNK_BYTES))) });
+        let at = chunk.append(frame).unwrap_or(0);
+        if frame.len() < CHUNK_BYTES {
+            *current = Some(Rc::clone(&chunk));
+        }
+        SharedFrame { chunk, at, len: frame.len() }
+    }
+
+    /// Where `frame` now starts, or None when the capacity left is short.
+    fn append(&self, frame: &[u8]) -> Option<usize> {
+        // SAFETY: an Rc'd chunk stays on its thread, and no reference into
+        // the Vec outlives this call; queues hold pointers to bytes below
+        // its length, which an append within the capacity does not move.
+        let bytes = unsafe { &mut *self.bytes.get() };
+        if bytes.capacity() - bytes.len() < frame.len() {
+            return None;
+        }
+        let at = bytes.len();
+        bytes.extend_from_slice(frame);
+        Some(at)
+    }
+
+    fn ptr(&self, at: usize) -> *const u8 {
+        // SAFETY: as in `append`; only the pointer is taken.
+        unsafe { (*self.bytes.get()).as_ptr().wrapping_add(at) }
+    }
+}
+
+/// One frame in a chunk.
+pub struct SharedFrame {
+    chunk: Rc<Chunk>,
+    at: usize,
+    len: usize,
+}
+
+impl SharedFrame {
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the frame's bytes were appended and are never written again.
+        unsafe { std::slice::from_raw_parts(self.chunk.ptr(self.at), self.len) }
+    }
+}
+
 /// Who keeps a segment's bytes alive.
 enum Keep {
     /// JS memory, held by the caller until its token comes back.
     Token(usize),
-    /// A frame shared with other connections' queues (a publish).
-    Shared { _frame: Rc<[u8]> },
+    /// Frames in a chunk shared with other connections' queues (publishes).
+    Shared(Rc<Chunk>),
 }
 
 /// A payload in memory the queue does not own.
@@ -101,11 +169,20 @@ impl OutQueue {
         self.seg_bytes += len;
     }
 
-    /// Queues a frame other queues share, without a copy.
-    pub fn push_shared(&mut self, frame: &Rc<[u8]>) {
-        let (ptr, len) = (frame.as_ptr(), frame.len());
-        self.segs.push_back(Seg { at: self.buf.len(), ptr, len, done: 0, keep: Keep::Shared { _frame: Rc::clone(frame) } });
+    /// Queues a frame other queues share, without a copy. Right behind the
+    /// frame queued last, in the same chunk, it joins that segment.
+    pub fn push_shared(&mut self, frame: &SharedFrame) {
+        let (ptr, len) = (frame.chunk.ptr(frame.at), frame.len);
         self.seg_bytes += len;
+        if let Some(last) = self.segs.back_mut() {
+            if let Keep::Shared(chunk) = &last.keep {
+                if last.at == self.buf.len() && Rc::ptr_eq(chunk, &frame.chunk) && last.ptr.wrapping_add(last.len) == ptr {
+                    last.len += len;
+                    return;
+                }
+            }
+        }
+        self.segs.push_back(Seg { at: self.buf.len(), ptr, len, done: 0, keep: Keep::Shared(Rc::clone(&frame.chunk)) });
     }
 
     /// The current end of the queue, for `truncate`.
@@ -252,6 +329,49 @@ mod tests {
                 return out;
             }
             out.extend_from_slice(&buf[..n as usize]);
+        }
+    }
+
+    #[test]
+    fn shared_frames_in_a_row_are_one_segment() {
+        let (a, b) = socketpair();
+        let mut pool = BufPool::default();
+        let mut q = OutQueue::default();
+        let mut current = None;
+        let f1 = Chunk::share(&mut current, &[1u8; 1500]);
+        let f2 = Chunk::share(&mut current, &[2u8; 1500]);
+        // Bigger than a chunk: a chunk of its own, and the current one stays.
+        let big = Chunk::share(&mut current, &vec![3u8; CHUNK_BYTES + 1]);
+        let f3 = Chunk::share(&mut current, &[4u8; 1500]);
+        q.push_shared(&f1);
+        q.push_shared(&f2);
+        assert_eq!(q.segs.len(), 1, "the second frame joins the first");
+        q.push_shared(&big);
+        q.push_shared(&f3);
+        assert_eq!(q.segs.len(), 3, "another chunk, then a frame not right behind the last");
+        q.bytes(&mut pool).extend_from_slice(b"raw");
+        q.push_shared(&f1);
+        assert_eq!(q.segs.len(), 4, "bytes queued in between");
+        // The chunk fills up: a new one is made, and frames already there stay.
+        while current.as_ref().is_some_and(|c| Rc::ptr_eq(c, &f1.chunk)) {
+            Chunk::share(&mut current, &[5u8; 1500]);
+        }
+        assert_eq!(f1.bytes(), &[1u8; 1500][..]);
+        let want: Vec<u8> = [f1.bytes(), f2.bytes(), big.bytes(), f3.bytes(), b"raw", f1.bytes()].concat();
+        assert_eq!(q.pending(), want.len());
+        let (mut written, mut released, mut got) = (0u64, vec![], vec![]);
+        while q.pending() > 0 {
+            match q.write_to(a, &mut written, &mut released, &mut pool) {
+                Wrote::Failed(e) => panic!("errno {e}"),
+                _ => got.extend(read_all(b)),
+            }
+        }
+        got.extend(read_all(b));
+        assert_eq!(got, want);
+        assert!(released.is_empty());
+        unsafe {
+            libc::close(a);
+            libc::close(b);
         }
     }
 

@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use super::connection::Published;
 use super::idmap::{IdMap, IdSet};
+use super::outq::Chunk;
 use crate::core::deflate::Deflater;
 use crate::core::frame::write_frame;
 use crate::core::sender::Shared;
@@ -24,6 +25,8 @@ pub struct Topics {
     /// Deflaters for messages compressed once for many, by (window, level);
     /// with no context takeover each message starts from a reset state.
     deflaters: Vec<((u8, u32), Deflater)>,
+    /// Where shared frames go, one after another (see `Chunk`).
+    chunk: Option<Rc<Chunk>>,
 }
 
 impl Topics {
@@ -86,13 +89,13 @@ impl<'a> Frames<'a> {
         match kind {
             Shared::Plain => {
                 let (payload, opcode) = (self.payload, self.opcode);
-                Some(self.plain.get_or_insert_with(|| published(payload, opcode, false)))
+                Some(self.plain.get_or_insert_with(|| published(payload, opcode, false, &mut topics.chunk)))
             }
             Shared::Deflated(window, level) => {
                 if !self.deflated.iter().any(|(k, _)| *k == (window, level)) {
                     let mut z = Vec::new();
                     topics.deflate(window, level, self.payload, &mut z);
-                    self.deflated.push(((window, level), published(&z, self.opcode, true)));
+                    self.deflated.push(((window, level), published(&z, self.opcode, true, &mut topics.chunk)));
                 }
                 self.deflated.iter().find(|(k, _)| *k == (window, level)).map(|(_, f)| f)
             }
@@ -101,12 +104,12 @@ impl<'a> Frames<'a> {
     }
 }
 
-/// An unmasked, final frame of `payload`.
-fn published(payload: &[u8], opcode: u8, rsv1: bool) -> Published {
+/// An unmasked, final frame of `payload`; a big one in `chunk`.
+fn published(payload: &[u8], opcode: u8, rsv1: bool, chunk: &mut Option<Rc<Chunk>>) -> Published {
     let mut frame = Vec::with_capacity(payload.len() + 10);
     write_frame(&mut frame, true, rsv1, opcode, payload, None);
     if frame.len() >= SHARE_MIN {
-        Published::Shared(Rc::from(frame))
+        Published::Shared(Chunk::share(chunk, &frame))
     } else {
         Published::Copied(frame)
     }
@@ -136,11 +139,10 @@ mod tests {
         let text = vec![b'a'; 2000];
         let mut f = Frames::new(&text, OP_TEXT);
         let plain = match f.get(Shared::Plain, &mut t) {
-            Some(Published::Shared(rc)) => Rc::clone(rc),
-            _ => Rc::from(vec![]),
+            Some(Published::Shared(frame)) => frame.bytes().as_ptr(),
+            _ => std::ptr::null(),
         };
-        assert_eq!(plain.len(), 2004);
-        assert!(matches!(f.get(Shared::Plain, &mut t), Some(Published::Shared(rc)) if Rc::ptr_eq(rc, &plain)));
+        assert!(matches!(f.get(Shared::Plain, &mut t), Some(Published::Shared(frame)) if frame.bytes().len() == 2004 && frame.bytes().as_ptr() == plain));
         // The same compressed bytes twice in a row: no context carried over.
         for _ in 0..2 {
             let mut f = Frames::new(&text, OP_TEXT);
