@@ -16,6 +16,8 @@ const { sendMarks } = require('./backpressure');
 const { Topics, message } = require('./topics');
 
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
+/** The protocols of a request that offers none: never handed to user code. */
+const NO_PROTOCOLS = new Set();
 const RUNNING = 0;
 const CLOSING = 1;
 const CLOSED = 2;
@@ -212,7 +214,7 @@ class WebSocketServer extends EventEmitter {
       return;
     }
 
-    let protocols = new Set();
+    let protocols = NO_PROTOCOLS;
     const protocolHeader = req.headers['sec-websocket-protocol'];
     if (protocolHeader !== undefined) {
       try {
