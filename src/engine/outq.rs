@@ -320,6 +320,20 @@ mod tests {
         (fds[0], fds[1])
     }
 
+    /// Writes `q` into `a` until it is empty, reading `b` as it goes:
+    /// (bytes written, tokens released, bytes read).
+    fn drain(q: &mut OutQueue, pool: &mut BufPool, a: c_int, b: c_int) -> (u64, Vec<usize>, Vec<u8>) {
+        let (mut written, mut released, mut got) = (0u64, vec![], vec![]);
+        while q.pending() > 0 {
+            match q.write_to(a, &mut written, &mut released, pool) {
+                Wrote::Failed(e) => panic!("errno {e}"),
+                _ => got.extend(read_all(b)),
+            }
+        }
+        got.extend(read_all(b));
+        (written, released, got)
+    }
+
     fn read_all(fd: c_int) -> Vec<u8> {
         let mut out = vec![];
         let mut buf = [0u8; 65536];
@@ -359,15 +373,9 @@ mod tests {
         assert_eq!(f1.bytes(), &[1u8; 1500][..]);
         let want: Vec<u8> = [f1.bytes(), f2.bytes(), big.bytes(), f3.bytes(), b"raw", f1.bytes()].concat();
         assert_eq!(q.pending(), want.len());
-        let (mut written, mut released, mut got) = (0u64, vec![], vec![]);
-        while q.pending() > 0 {
-            match q.write_to(a, &mut written, &mut released, &mut pool) {
-                Wrote::Failed(e) => panic!("errno {e}"),
-                _ => got.extend(read_all(b)),
-            }
-        }
-        got.extend(read_all(b));
+        let (written, released, got) = drain(&mut q, &mut pool, a, b);
         assert_eq!(got, want);
+        assert_eq!(written as usize, want.len());
         assert!(released.is_empty());
         unsafe {
             libc::close(a);
@@ -388,14 +396,7 @@ mod tests {
         q.push_external(big2.as_ptr(), big2.len(), 22);
         q.bytes(&mut pool).extend_from_slice(b"tail");
         let want: Vec<u8> = [&b"h1"[..], &big1, b"h2", &big2, b"tail"].concat();
-        let (mut written, mut released, mut got) = (0u64, vec![], vec![]);
-        while q.pending() > 0 {
-            match q.write_to(a, &mut written, &mut released, &mut pool) {
-                Wrote::Failed(e) => panic!("errno {e}"),
-                _ => got.extend(read_all(b)),
-            }
-        }
-        got.extend(read_all(b));
+        let (written, released, got) = drain(&mut q, &mut pool, a, b);
         assert_eq!(got, want);
         assert_eq!(written as usize, want.len());
         assert_eq!(released, vec![11, 22]);
