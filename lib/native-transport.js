@@ -19,6 +19,7 @@ const binding = require('./binding');
 // Sends go through a receiver-less function (src/bindings/engine.rs).
 const { engineSend } = binding;
 const { EV, deliverFrame } = require('./event-batch');
+const { FastBuffer } = require('./buffer-util');
 const { ackFlags, frameFlags, maskKey } = require('./frame-flags');
 
 // What a send became (src/bindings/args.rs, sent_code).
@@ -62,10 +63,17 @@ let arena = null;
 let bigs = null;
 let pos = 0;
 
-function onBatch(t, ar, bg) {
-  if (t !== undefined) {
-    tape = t;
-    arena = ar;
+/**
+ * A batch (src/engine/dispatch.rs): its tape is `words` u32 at `at` in
+ * `pool`, a Buffer the engine copies small batches into one after another;
+ * the arena follows the tape there, `arenaLength` bytes, unless it is big
+ * and came as a Buffer of its own (`ar`).
+ */
+function onBatch(pool, at, words, arenaLength, ar, bg) {
+  if (pool !== undefined) {
+    const start = pool.byteOffset + at;
+    tape = new Uint32Array(pool.buffer, start, words);
+    arena = ar !== undefined ? ar : new FastBuffer(pool.buffer, start + words * 4, arenaLength);
     bigs = bg;
     pos = 0;
   } else if (tape === null) {

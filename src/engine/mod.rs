@@ -138,6 +138,8 @@ pub struct Engine {
     finals: HashMap<u32, (u64, u64)>,
     next_id: u32,
     batch: Batch,
+    /// The JS memory small batches are copied into (see `dispatch::JsPool`).
+    js_pool: dispatch::JsPool,
     bufs: BufPool,
     dirty: Vec<u32>,
     dispatching: bool,
@@ -225,6 +227,7 @@ impl Engine {
             finals: HashMap::new(),
             next_id: 1,
             batch: Batch::default(),
+            js_pool: dispatch::JsPool::default(),
             bufs: BufPool::default(),
             dirty: Vec::new(),
             dispatching: false,
