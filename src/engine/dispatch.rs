@@ -121,8 +121,10 @@ impl Default for JsPool {
     }
 }
 
-/// A pool's size; a batch bigger than it gets a pool of its own size.
-const POOL_BYTES: usize = 32 * 1024;
+/// A pool's size, Node's own Buffer pool's: a message the application
+/// keeps keeps at most this much alive beside it (or its batch, when that
+/// was bigger and got a pool of its own size).
+const POOL_BYTES: usize = 8 * 1024;
 
 impl JsPool {
     /// Room for `need` bytes: the pool's Buffer, and where the room starts
