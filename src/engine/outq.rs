@@ -57,34 +57,39 @@ pub struct Chunk {
 const CHUNK_BYTES: usize = 8 * 1024;
 
 impl Chunk {
-    /// Appends `frame` to `current`, or to a new chunk that becomes current
-    /// when it does not fit (a frame bigger than a chunk gets one of its own
-    /// size, which stays out of `current`).
-    pub fn share(current: &mut Option<Rc<Chunk>>, frame: &[u8]) -> SharedFrame {
+    /// Appends a frame, written as `parts` one after another, to `current`,
+    /// or to a new chunk that becomes current when it does not fit (a frame
+    /// bigger than a chunk gets one of its own size, which stays out of
+    /// `current`).
+    pub fn share(current: &mut Option<Rc<Chunk>>, parts: &[&[u8]]) -> SharedFrame {
+        let len = parts.iter().map(|p| p.len()).sum();
         if let Some(chunk) = current.as_ref() {
-            if let Some(at) = chunk.append(frame) {
-                return SharedFrame { chunk: Rc::clone(chunk), at, len: frame.len() };
+            if let Some(at) = chunk.append(parts, len) {
+                return SharedFrame { chunk: Rc::clone(chunk), at, len };
             }
         }
-        let chunk = Rc::new(Chunk { bytes: UnsafeCell::new(Vec::with_capacity(frame.len().max(CHUNK_BYTES))) });
-        let at = chunk.append(frame).unwrap_or(0);
-        if frame.len() < CHUNK_BYTES {
+        let chunk = Rc::new(Chunk { bytes: UnsafeCell::new(Vec::with_capacity(len.max(CHUNK_BYTES))) });
+        let at = chunk.append(parts, len).unwrap_or(0);
+        if len < CHUNK_BYTES {
             *current = Some(Rc::clone(&chunk));
         }
-        SharedFrame { chunk, at, len: frame.len() }
+        SharedFrame { chunk, at, len }
     }
 
-    /// Where `frame` now starts, or None when the capacity left is short.
-    fn append(&self, frame: &[u8]) -> Option<usize> {
+    /// Where the `len` bytes of `parts` now start, or None when the capacity
+    /// left is short.
+    fn append(&self, parts: &[&[u8]], len: usize) -> Option<usize> {
         // SAFETY: an Rc'd chunk stays on its thread, and no reference into
         // the Vec outlives this call; queues hold pointers to bytes below
         // its length, which an append within the capacity does not move.
         let bytes = unsafe { &mut *self.bytes.get() };
-        if bytes.capacity() - bytes.len() < frame.len() {
+        if bytes.capacity() - bytes.len() < len {
             return None;
         }
         let at = bytes.len();
-        bytes.extend_from_slice(frame);
+        for p in parts {
+            bytes.extend_from_slice(p);
+        }
         Some(at)
     }
 
@@ -352,11 +357,11 @@ mod tests {
         let mut pool = BufPool::default();
         let mut q = OutQueue::default();
         let mut current = None;
-        let f1 = Chunk::share(&mut current, &[1u8; 1500]);
-        let f2 = Chunk::share(&mut current, &[2u8; 1500]);
+        let f1 = Chunk::share(&mut current, &[&[1u8; 1500]]);
+        let f2 = Chunk::share(&mut current, &[&[2u8; 1500]]);
         // Bigger than a chunk: a chunk of its own, and the current one stays.
-        let big = Chunk::share(&mut current, &vec![3u8; CHUNK_BYTES + 1]);
-        let f3 = Chunk::share(&mut current, &[4u8; 1500]);
+        let big = Chunk::share(&mut current, &[&vec![3u8; CHUNK_BYTES + 1]]);
+        let f3 = Chunk::share(&mut current, &[&[4u8; 1500]]);
         q.push_shared(&f1);
         q.push_shared(&f2);
         assert_eq!(q.segs.len(), 1, "the second frame joins the first");
@@ -368,7 +373,7 @@ mod tests {
         assert_eq!(q.segs.len(), 4, "bytes queued in between");
         // The chunk fills up: a new one is made, and frames already there stay.
         while current.as_ref().is_some_and(|c| Rc::ptr_eq(c, &f1.chunk)) {
-            Chunk::share(&mut current, &[5u8; 1500]);
+            Chunk::share(&mut current, &[&[5u8; 1500]]);
         }
         assert_eq!(f1.bytes(), &[1u8; 1500][..]);
         let want: Vec<u8> = [f1.bytes(), f2.bytes(), big.bytes(), f3.bytes(), b"raw", f1.bytes()].concat();

@@ -13,7 +13,7 @@ use super::connection::Published;
 use super::idmap::{IdMap, IdSet};
 use super::outq::Chunk;
 use crate::core::deflate::Deflater;
-use crate::core::frame::write_frame;
+use crate::core::frame::write_header;
 use crate::core::sender::Shared;
 
 /// Frames at least this long are shared by the queues instead of copied.
@@ -106,12 +106,14 @@ impl<'a> Frames<'a> {
 
 /// An unmasked, final frame of `payload`; a big one in `chunk`.
 fn published(payload: &[u8], opcode: u8, rsv1: bool, chunk: &mut Option<Rc<Chunk>>) -> Published {
-    let mut frame = Vec::with_capacity(payload.len() + 10);
-    write_frame(&mut frame, true, rsv1, opcode, payload, None);
-    if frame.len() >= SHARE_MIN {
-        Published::Shared(Chunk::share(chunk, &frame))
+    let mut head = Vec::with_capacity(10);
+    write_header(&mut head, true, rsv1, opcode, payload.len(), None);
+    if head.len() + payload.len() >= SHARE_MIN {
+        // Written straight into the chunk the queues share.
+        Published::Shared(Chunk::share(chunk, &[&head, payload]))
     } else {
-        Published::Copied(frame)
+        head.extend_from_slice(payload);
+        Published::Copied(head)
     }
 }
 
