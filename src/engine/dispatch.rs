@@ -191,7 +191,11 @@ unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch) -
         batch.arena.clear();
         undefined
     } else {
-        give_to_js(env, std::mem::replace(&mut batch.arena, recycled_arena()), Some(free_arena))
+        let given = std::mem::replace(&mut batch.arena, recycled_arena());
+        // The next turn likely reads as much: room for it up front, not a
+        // chain of reallocations, each a copy of what was read so far.
+        batch.arena.reserve((given.len() * 2).min(ARENA_KEEP_MAX * 2));
+        give_to_js(env, given, Some(free_arena))
     };
     let mut bigs = undefined;
     if !batch.bigs.is_empty() {
