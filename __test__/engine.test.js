@@ -197,6 +197,46 @@ describe('native engine', () => {
     await closeServer(wss);
   });
 
+  it('delivers every message whole and in order when one turn has more to read than its share', async () => {
+    // The engine reads at most about 1 MiB in one loop turn and leaves the
+    // rest in the kernel for the next. Eight paused connections fill their
+    // receive buffers; resumed together, their first turn holds more than
+    // that share.
+    const wss = await startServer('native');
+    const port = wss.address().port;
+    const COUNT = 200;
+    const pairs = [];
+    for (let c = 0; c < 8; c++) {
+      const client = track(new WebSocket(`ws://127.0.0.1:${port}`));
+      const [[server]] = await Promise.all([once(wss, 'connection'), once(client, 'open')]);
+      server.pause();
+      server.on('message', (data, isBinary) => server.send(data, { binary: isBinary }));
+      pairs.push({ client, server });
+    }
+    const done = pairs.map(({ client }, c) => {
+      const got = [];
+      client.on('message', (data) => got.push(data));
+      for (let i = 0; i < COUNT; i++) {
+        const payload = Buffer.alloc(4096, i);
+        payload.writeUInt32LE(c, 0);
+        payload.writeUInt32LE(i, 4);
+        client.send(payload);
+      }
+      return new Promise((resolve) => client.on('message', () => got.length === COUNT && resolve(got)));
+    });
+    await turns(3);
+    for (const { server } of pairs) server.resume();
+    const results = await Promise.all(done);
+    results.forEach((got, c) => {
+      got.forEach((data, i) => {
+        assert.strictEqual(data.length, 4096);
+        assert.deepStrictEqual([data.readUInt32LE(0), data.readUInt32LE(4), data[4095]], [c, i, i & 0xff]);
+      });
+    });
+    for (const { client } of pairs) client.terminate();
+    await closeServer(wss);
+  });
+
   it('holds no per-connection buffers while connections are idle', async () => {
     // A connection holds a write buffer until its queue is written (the send
     // callback) and a message buffer until the message is delivered; so a

@@ -43,6 +43,12 @@ const EV_PENDING: u32 = 0x40;
 /// Reads into the arena ask for at least this much room.
 const READ_ROOM: usize = 64 * 1024;
 const READ_MAX: usize = 256 * 1024;
+/// What one turn reads into the arena: past it, what is left stays in the
+/// kernel for the next turn, so the arena goes to JS as it is and never
+/// grows by a reallocation (a copy of everything read so far).
+const TURN_READ: usize = 1 << 20;
+/// Room for one turn's reads.
+pub const ARENA_ROOM: usize = TURN_READ + READ_MAX;
 
 /// Runs a parse; a panic inside it poisons the receiver and becomes an
 /// internal error (close code 1011) for that one connection, instead of
@@ -107,11 +113,16 @@ impl Batch {
     }
 
     /// Reads from `fd` into the arena; returns what read(2) returned.
-    pub fn read_from(&mut self, fd: std::ffi::c_int) -> isize {
+    /// None when this turn has read its share: the socket stays readable,
+    /// and the next turn reads it.
+    pub fn read_from(&mut self, fd: std::ffi::c_int) -> Option<isize> {
         if self.arena.capacity() - self.arena.len() < READ_ROOM {
+            if self.arena.len() >= TURN_READ {
+                return None;
+            }
             self.arena.reserve(READ_MAX);
         }
-        super::syscall::read_into(fd, &mut self.arena, READ_MAX)
+        Some(super::syscall::read_into(fd, &mut self.arena, READ_MAX))
     }
 
     /// Parses `arena[start..]` in place with `receiver`; a protocol error

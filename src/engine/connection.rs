@@ -431,7 +431,7 @@ impl Conn {
             let (n, full) = match batch.read_direct(self.id, self.fd, &mut self.receiver) {
                 Some(r) => r,
                 None => {
-                    let n = batch.read_from(self.fd);
+                    let Some(n) = batch.read_from(self.fd) else { break };
                     if n > 0 {
                         let left = batch.feed_arena(self.id, &mut self.receiver, start);
                         self.stash.extend_from_slice(&left);

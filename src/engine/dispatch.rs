@@ -7,7 +7,7 @@ use std::ptr::null_mut;
 
 use napi::sys;
 
-use super::batch::Batch;
+use super::batch::{Batch, ARENA_ROOM};
 use super::uv;
 use super::Engine;
 
@@ -42,7 +42,7 @@ thread_local! {
 
 const ARENAS_KEPT: usize = 4;
 const SMALL_ARENA: usize = 16 * 1024;
-const ARENA_KEEP_MAX: usize = 1 << 20;
+const ARENA_KEEP_MAX: usize = ARENA_ROOM;
 
 pub fn recycled_arena() -> Vec<u8> {
     ARENAS.try_with(|a| a.try_borrow_mut().ok().and_then(|mut a| a.pop())).ok().flatten().unwrap_or_default()
@@ -191,11 +191,11 @@ unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch) -
         batch.arena.clear();
         undefined
     } else {
-        let given = std::mem::replace(&mut batch.arena, recycled_arena());
         // The next turn likely reads as much: room for it up front, not a
         // chain of reallocations, each a copy of what was read so far.
-        batch.arena.reserve((given.len() * 2).min(ARENA_KEEP_MAX * 2));
-        give_to_js(env, given, Some(free_arena))
+        let next = recycled_arena();
+        let next = if next.capacity() < ARENA_ROOM { Vec::with_capacity(ARENA_ROOM) } else { next };
+        give_to_js(env, std::mem::replace(&mut batch.arena, next), Some(free_arena))
     };
     let mut bigs = undefined;
     if !batch.bigs.is_empty() {
