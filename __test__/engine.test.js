@@ -237,6 +237,41 @@ describe('native engine', () => {
     await closeServer(wss);
   });
 
+  it('echoes payloads sent from a batch whole when the peer stops reading', async () => {
+    // A payload sent back out of the batch it came in is queued from the
+    // batch's memory; once the kernel takes no more, the queue copies it
+    // (a part of it already written, or all of it) into its own buffer.
+    const wss = await startServer('native');
+    const client = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`));
+    const [[server]] = await Promise.all([once(wss, 'connection'), once(client, 'open')]);
+    const COUNT = 2000;
+    let echoed = 0;
+    const allEchoed = new Promise((resolve) => {
+      server.on('message', (data, isBinary) => {
+        server.send(data, { binary: isBinary });
+        if (++echoed === COUNT) resolve();
+      });
+    });
+    client.pause();
+    for (let i = 0; i < COUNT; i++) {
+      const payload = Buffer.alloc(4096 + (i % 7) * 100, i);
+      payload.writeUInt32LE(i, 0);
+      client.send(payload);
+    }
+    await allEchoed;
+    assert.ok(server.bufferedAmount > 0, 'the server has a queue waiting for the peer');
+    const got = [];
+    const done = new Promise((resolve) => client.on('message', (data) => got.push(data) === COUNT && resolve()));
+    client.resume();
+    await done;
+    got.forEach((data, i) => {
+      assert.strictEqual(data.length, 4096 + (i % 7) * 100);
+      assert.deepStrictEqual([data.readUInt32LE(0), data[data.length - 1]], [i, i & 0xff]);
+    });
+    client.terminate();
+    await closeServer(wss);
+  });
+
   it('holds no per-connection buffers while connections are idle', async () => {
     // A connection holds a write buffer until its queue is written (the send
     // callback) and a message buffer until the message is delivered; so a

@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 
 use super::batch::Batch;
-use super::outq::{BufPool, OutQueue, SharedFrame, Wrote};
+use super::outq::{BufPool, Chunk, OutQueue, SharedFrame, Wrote};
+use std::rc::Rc;
 use super::syscall::{self, errno};
 use super::uv::{self, Handle};
 use crate::core::deflate::{DeflateJob, Deflated};
@@ -342,6 +343,23 @@ impl Conn {
         true
     }
 
+    /// Queues a data frame whose payload is `len` bytes at `at` in `arena`,
+    /// without a copy. False, with nothing queued, when the frame is to be
+    /// compressed or would wait: behind a compression, or behind a kernel
+    /// buffer that is full (where it would pin the whole arena).
+    pub fn queue_lent(&mut self, pool: &mut BufPool, arena: &Rc<Chunk>, at: usize, len: usize, frame: DataFrame) -> bool {
+        if self.offload.is_some() || self.blocked {
+            return false;
+        }
+        let before = self.pending();
+        if !self.encoder.data_header(self.out.bytes(pool), len, frame.opcode, frame.fin, frame.compress) {
+            return false;
+        }
+        self.out.push_lent(arena, at, len);
+        self.count_deferred(len, before);
+        true
+    }
+
     pub fn encode_control(&mut self, pool: &mut BufPool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
         if let Some(o) = self.offload.as_mut() {
             o.payload += payload.len() as u64;
@@ -472,7 +490,10 @@ impl Conn {
         self.deferred = None;
         match self.out.write_to(self.fd, &mut self.written, &mut self.released, pool) {
             Wrote::Failed(e) => return Io::Failed(e),
-            Wrote::Blocked => self.blocked = true,
+            Wrote::Blocked => {
+                self.blocked = true;
+                self.out.own_lent(pool);
+            }
             Wrote::All => self.blocked = false,
         }
         let mut acked = 0;
