@@ -28,6 +28,7 @@ const WRITTEN = 2;
 /** Queued, with bufferedAmount above the connection's mark. */
 const FULL = 4;
 const { keepLive } = require('./adopted-socket');
+const sendTape = require('./send-tape');
 const { watch } = require('./socket-events');
 
 const transports = new Map();
@@ -40,8 +41,14 @@ let engine = null;
 const closing = new Map();
 
 function getEngine() {
-  if (engine === null) engine = new binding.NativeEngine(onBatch, onHandleClosed);
+  if (engine === null) engine = sendTape.guard(new binding.NativeEngine(onBatch, onHandleClosed), onTapedFull);
   return engine;
+}
+
+/** A send on the tape left its connection above its mark. */
+function onTapedFull(id) {
+  const tr = transports.get(id);
+  if (tr !== undefined) tr.ws._backpressure();
 }
 
 /** A listener's connection's handle closed: a socket-less transport's 'close'. */
@@ -62,23 +69,36 @@ let tape = null;
 let arena = null;
 let bigs = null;
 let pos = 0;
+let clean = false;
 
 /**
  * A batch (src/engine/dispatch.rs): its tape is `words` u32 at `at` in
  * `pool`, a Buffer the engine copies small batches into one after another;
  * the arena follows the tape there, `arenaLength` bytes, unless it is big
- * and came as a Buffer of its own (`ar`).
+ * and came as a Buffer of its own (`ar`). `isClean`: no connection waits for
+ * the kernel to take a write, so sends may go on the send tape.
  */
-function onBatch(pool, at, words, arenaLength, ar, bg) {
+function onBatch(pool, at, words, arenaLength, ar, bg, isClean) {
   if (pool !== undefined) {
     const start = pool.byteOffset + at;
     tape = new Uint32Array(pool.buffer, start, words);
     arena = ar !== undefined ? ar : new FastBuffer(pool.buffer, start + words * 4, arenaLength);
     bigs = bg;
     pos = 0;
+    clean = isClean;
   } else if (tape === null) {
     return;
   }
+  sendTape.batch(clean);
+  try {
+    deliver();
+  } finally {
+    sendTape.batchDone();
+  }
+  tape = arena = bigs = null;
+}
+
+function deliver() {
   // A connection's records mostly come in runs (all it read in one go):
   // the map is asked once per run. A transport stays its id's until its
   // CLOSED record; before one is found, a record may make one (a listener's
@@ -116,7 +136,6 @@ function onBatch(pool, at, words, arenaLength, ar, bg) {
         break;
     }
   }
-  tape = arena = bigs = null;
 }
 
 /** A record of a native listener or of a connection before its upgrade. */
@@ -188,6 +207,8 @@ class NativeTransport {
     this.socket = socket;
     /** No more writes: the socket was destroyed or the engine closed it. */
     this.closed = false;
+    // Compressed sends wait behind one another: none go on the send tape.
+    if (ws._extensions['permessage-deflate'] !== undefined) this.plain = false;
     // The rest starts as the prototype's defaults (after the class).
   }
 
@@ -200,6 +221,11 @@ class NativeTransport {
    * Returns whether bufferedAmount may now be above the WebSocket's mark.
    */
   send(data, binary, fin, compress, mask, cb) {
+    if (!cb && mask === false && !compress && this.plain && !this.closed && sendTape.put(this.id, binary ? 2 : 1, fin, data)) {
+      if (this.timed) this.socket._unrefTimer();
+      return false;
+    }
+    sendTape.settle();
     const flags = frameFlags(fin, compress, mask) | ackFlags(cb, this.callbacks === null);
     const sent = this.closed ? GONE : engineSend(this.id, data, binary ? 2 : 1, flags, maskKey(mask));
     this._queued(sent, cb);
@@ -450,7 +476,9 @@ Object.assign(NativeTransport.prototype, {
   ended: false,
   destroyed: false,
   /** Connections on the engine are topic members there (topics.js). */
-  native: true
+  native: true,
+  /** Without permessage-deflate: sends may go on the send tape. */
+  plain: true
 });
 
 function topicJoin(id, topic) {

@@ -8,7 +8,7 @@ use napi::sys;
 
 use super::args::{ack, conn_config, js_err, masking, number, raw_call, sent_code, u32_arg, with_bytes, F_COMPRESS, F_FIN};
 use crate::core::sender::DataFrame;
-use crate::engine::{Engine, Masking, Sent};
+use crate::engine::{Ack, Engine, Masking, Sent};
 
 /// Buffers at least this big are sent from JS memory without a copy.
 const EXTERNAL_MIN: usize = 64 * 1024;
@@ -131,6 +131,27 @@ impl NativeEngine {
     #[napi(catch_unwind)]
     pub fn resume_poll(&mut self, id: u32) {
         self.engine().resume_poll(id);
+    }
+
+    /// Queues the data frames JS put on its send tape while it handled a
+    /// batch: `count` records of four u32 (id, opcode | flags << 8, offset
+    /// and length of the payload in `area`), unmasked, uncompressed, with
+    /// no callback. Returns the ids of connections left above their mark,
+    /// which JS made sure of there being none.
+    #[napi(catch_unwind)]
+    pub fn send_tape(&mut self, tape: BufferSlice, area: BufferSlice, count: u32) -> Vec<u32> {
+        let eng = self.engine();
+        let mut full = Vec::new();
+        for rec in tape.chunks_exact(16).take(count as usize) {
+            let word = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
+            let (id, op, at, len) = (word(0), word(4), word(8) as usize, word(12) as usize);
+            let Some(payload) = area.get(at..at.saturating_add(len)) else { continue };
+            let frame = DataFrame { opcode: (op & 0xff) as u8, fin: (op >> 8) & F_FIN != 0, compress: false };
+            if eng.send_data(id, payload, frame, Masking::None, Ack::No) == Sent::Full {
+                full.push(id);
+            }
+        }
+        full
     }
 
     /// Queues a close (8), ping (9) or pong (10) frame.

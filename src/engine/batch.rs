@@ -79,6 +79,10 @@ pub struct Batch {
     external: usize,
     /// Messages to inflate on the pool, by connection, in order.
     pub jobs: Vec<(u32, InflateJob)>,
+    /// Connections whose last write the kernel did not take all of: while
+    /// there are none, no send JS makes in a batch takes a connection past
+    /// its mark (JS then queues them on its send tape).
+    pub blocked: u32,
 }
 
 impl Batch {

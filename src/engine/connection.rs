@@ -483,6 +483,18 @@ impl Conn {
         Io::Open
     }
 
+    /// Whether the kernel took all of the last write, counted in `batch`.
+    pub fn set_blocked(&mut self, batch: &mut Batch, blocked: bool) {
+        if self.blocked != blocked {
+            self.blocked = blocked;
+            if blocked {
+                batch.blocked += 1;
+            } else {
+                batch.blocked -= 1;
+            }
+        }
+    }
+
     /// Writes as much of the queue as the kernel takes, acknowledges sends
     /// that are fully written and, once the queue is empty after `end()`,
     /// shuts down the write side.
@@ -491,10 +503,10 @@ impl Conn {
         match self.out.write_to(self.fd, &mut self.written, &mut self.released, pool) {
             Wrote::Failed(e) => return Io::Failed(e),
             Wrote::Blocked => {
-                self.blocked = true;
+                self.set_blocked(batch, true);
                 self.out.own_lent(pool);
             }
-            Wrote::All => self.blocked = false,
+            Wrote::All => self.set_blocked(batch, false),
         }
         let mut acked = 0;
         while self.acks.front().is_some_and(|&end| end <= self.written) {

@@ -183,9 +183,11 @@ impl JsPool {
 }
 
 /// `(pool: Buffer, at, words, arenaLength, arena: Buffer | undefined,
-/// bigs: Buffer[] | undefined)`: the tape is `words` u32 at `at` in `pool`,
-/// and the arena follows it there, `arenaLength` bytes, unless it is big:
-/// then it moves to JS as `arena`. The big payloads move to JS too.
+/// bigs: Buffer[] | undefined, clean: boolean)`: the tape is `words` u32 at
+/// `at` in `pool`, and the arena follows it there, `arenaLength` bytes,
+/// unless it is big: then it moves to JS as `arena`. The big payloads move
+/// to JS too. `clean`: no connection waits for the kernel to take a write
+/// (`Batch::blocked`).
 ///
 /// A batch that hands JS memory of the engine's own (a big arena, big
 /// payloads) gets a Buffer of its own for its tape: V8 starts a young
@@ -195,7 +197,7 @@ impl JsPool {
 /// lost a third of its throughput).
 /// # Safety
 /// Call on the JS thread of `env`.
-unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch, lent: &mut Option<Rc<Chunk>>) -> [sys::napi_value; 6] {
+unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch, lent: &mut Option<Rc<Chunk>>) -> [sys::napi_value; 7] {
     let words = batch.tape.len();
     let tape_bytes = words * 4;
     // A small arena is cheaper to copy than to hand over with a finalizer.
@@ -234,7 +236,9 @@ unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch, l
         sys::napi_create_uint32(env, u32::try_from(n).unwrap_or(u32::MAX), &mut v);
         v
     };
-    [buf, num(at), num(words), num(copied), arena, bigs]
+    let mut clean = null_mut();
+    sys::napi_get_boolean(env, batch.blocked == 0, &mut clean);
+    [buf, num(at), num(words), num(copied), arena, bigs, clean]
 }
 
 /// Rounds of delivery in one check phase; what is left waits for the next turn.

@@ -940,6 +940,7 @@ impl Engine {
             return;
         }
         c.closed = true;
+        c.set_blocked(&mut self.batch, false);
         self.conns.remove(&c.id);
         self.finals.insert(c.id, (c.read, c.written));
         for topic in std::mem::take(&mut c.topics) {

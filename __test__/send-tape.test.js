@@ -1,0 +1,95 @@
+'use strict';
+
+// The send tape (lib/send-tape.js): the sends a server makes while it
+// handles a batch reach the engine in one call. Whatever goes on the tape
+// and whatever does not (too big, with a callback, a control frame, a raw
+// socket write, a fragment), the bytes on the wire must be ws's, in ws's
+// order.
+
+const assert = require('assert');
+const { describe } = require('node:test');
+const { once } = require('events');
+
+const { IMPLS, closeServer, it, parseFrames, sameForBoth, startServer, serverUrl, track } = require('./helpers');
+
+/** Every kind of send, from one 'message' listener. */
+function burst(ws) {
+  ws.send('héllo € 𝄞');
+  ws.send(Buffer.alloc(100, 1));
+  ws.send('x'.repeat(341));
+  ws.send('y'.repeat(342));
+  ws.send(Buffer.alloc(1024, 2));
+  ws.send(Buffer.alloc(1025, 3));
+  ws.send(new Uint8Array([4, 5, 6]));
+  ws.send('one', { fin: false });
+  ws.send(Buffer.from('two'), { fin: false, binary: false });
+  ws.send('three');
+  ws.ping('p');
+  ws.send('after ping', () => {});
+  ws.send(Buffer.from('binary text'), { binary: false });
+  ws.send('text binary', { binary: true });
+  // More records, and more bytes, than the tape holds at once.
+  for (let i = 0; i < 3000; i++) ws.send(Buffer.from([i & 0xff, i >> 8]));
+  for (let i = 0; i < 100; i++) ws.send('é'.repeat(300) + i);
+  ws.send('');
+  ws.send(Buffer.alloc(0));
+  ws.send('lone \ud800 surrogate');
+  ws.close(1000, 'done');
+}
+
+describe('send tape', () => {
+  it('puts the same frames on the wire as ws, in the same order', async () => {
+    await sameForBoth(assert, async (W, log, impl) => {
+      const wss = track(await startServer(impl));
+      try {
+        wss.on('connection', (ws) => ws.on('message', () => burst(ws)));
+        const client = track(new IMPLS.ws(serverUrl(wss)));
+        await once(client, 'open');
+        const chunks = [];
+        client._socket.prependListener('data', (d) => chunks.push(d));
+        client.send('go');
+        await once(client, 'close');
+        const frames = parseFrames(Buffer.concat(chunks));
+        log.push(frames.length, frames);
+      } finally {
+        await closeServer(wss);
+      }
+    });
+  });
+
+  it('keeps the order of sends to other connections and of their closes', async () => {
+    await sameForBoth(assert, async (W, log, impl) => {
+      const wss = track(await startServer(impl));
+      try {
+        const peers = [];
+        wss.on('connection', (ws) => {
+          peers.push(ws);
+          ws.on('message', (data) => {
+            if (String(data) !== 'go') return;
+            for (const p of peers) p.send(`to ${peers.indexOf(p)}`);
+            peers[1].close(4001);
+            for (const p of peers) p.send('after');
+            peers[2].terminate();
+          });
+        });
+        const clients = [];
+        for (let i = 0; i < 3; i++) {
+          const c = track(new IMPLS.ws(serverUrl(wss)));
+          c.on('message', (d) => log.push([i, 'message', String(d)]));
+          c.on('close', (code) => log.push([i, 'close', code]));
+          c.on('error', () => {});
+          await Promise.all([once(c, 'open'), once(wss, 'connection')]);
+          clients.push(c);
+        }
+        clients[0].send('go');
+        await Promise.all(clients.slice(1).map((c) => once(c, 'close')));
+        clients[0].close();
+        await once(clients[0], 'close');
+      } finally {
+        await closeServer(wss);
+      }
+      // Each client's own events, in order (clients interleave freely).
+      log.sort((a, b) => a[0] - b[0]);
+    });
+  });
+});
