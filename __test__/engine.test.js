@@ -5,6 +5,7 @@
 
 const assert = require('assert');
 const fs = require('fs');
+const http = require('http');
 const path = require('path');
 const { execFile } = require('child_process');
 const { describe } = require('node:test');
@@ -270,6 +271,35 @@ describe('native engine', () => {
     });
     client.terminate();
     await closeServer(wss);
+  });
+
+  it('serves a socket the engine refuses on the stream transport', async () => {
+    // The engine can refuse a socket (out of fds for its epoll instance,
+    // say): Node's handle then reads it again.
+    const nt = require('../lib/native-transport');
+    const engine = nt.getEngine();
+    const adopt = engine.adopt;
+    engine.adopt = () => {
+      throw new Error('refused');
+    };
+    const server = track(http.createServer());
+    const wss = new WebSocket.WebSocketServer({ server });
+    try {
+      wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)));
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = track(new WebSocket(`ws://127.0.0.1:${server.address().port}`));
+      await once(client, 'open');
+      client.send('hello');
+      const [data] = await once(client, 'message');
+      assert.strictEqual(String(data), 'hello');
+      assert.strictEqual([...wss.clients][0]._transport.constructor.name, 'StreamTransport');
+      client.close();
+      await once(client, 'close');
+    } finally {
+      engine.adopt = adopt;
+      wss.close();
+      server.close();
+    }
   });
 
   it('holds no per-connection buffers while connections are idle', async () => {

@@ -582,6 +582,9 @@ function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
   try {
     id = engine.adopt(handle.fd, isServer, limits, deflate, pending, initial);
   } catch {
+    // Node's handle reads again, for the stream transport.
+    handle.reading = true;
+    handle.readStart();
     if (pending) socket.unshift(pending);
     return null;
   }

@@ -8,6 +8,7 @@ const EventEmitter = require('events');
 const extension = require('./extension');
 const { abortResponse, acceptKey, upgradeRequired } = require('./http-responses');
 const nativeListener = require('./native-listener');
+const { getEngine } = require('./native-transport');
 const PerMessageDeflate = require('./permessage-deflate');
 const subprotocol = require('./subprotocol');
 const WebSocket = require('./websocket');
@@ -71,6 +72,9 @@ class WebSocketServer extends EventEmitter {
     } else if (options.server) {
       this._server = options.server;
     }
+    // The engine (and its fds) now, while fds are to be had: connections
+    // come when the process may have run out of them.
+    getEngine();
 
     if (this._server) {
       const emitConnection = this._emitConnection;

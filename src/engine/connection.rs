@@ -8,7 +8,7 @@ use super::batch::Batch;
 use super::outq::{BufPool, Chunk, OutQueue, SharedFrame, Wrote};
 use std::rc::Rc;
 use super::syscall::{self, errno};
-use super::uv::{self, Handle};
+use super::uv;
 use crate::core::deflate::{DeflateJob, Deflated};
 use crate::core::frame::write_frame;
 use crate::core::receiver::Receiver;
@@ -72,9 +72,6 @@ pub const FAILED_COMPRESSING: u32 = 1;
 pub struct Conn {
     pub id: u32,
     pub fd: c_int,
-    pub poll: *mut Handle,
-    /// The engine that owns this connection (opaque here).
-    pub owner: *mut std::ffi::c_void,
     pub receiver: Receiver,
     pub encoder: Encoder,
     out: OutQueue,
@@ -142,8 +139,6 @@ impl Conn {
         Conn {
             id,
             fd,
-            poll: std::ptr::null_mut(),
-            owner: std::ptr::null_mut(),
             receiver,
             encoder,
             out: OutQueue::default(),
@@ -435,6 +430,10 @@ impl Conn {
             self.eof = true;
             // Gone before the head was in: nothing to tell anyone.
             return (if reading_head { Io::Done } else { Io::Open }, None);
+        }
+        if buf.is_empty() {
+            // Nothing yet: no buffer held while waiting.
+            *buf = Vec::new();
         }
         match errno() {
             libc::EAGAIN | libc::EINTR => (Io::Open, None),

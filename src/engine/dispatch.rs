@@ -10,6 +10,7 @@ use napi::sys;
 use super::batch::{Batch, ARENA_ROOM};
 use super::outq::Chunk;
 use std::rc::Rc;
+use super::syscall;
 use super::uv;
 use super::Engine;
 
@@ -393,5 +394,11 @@ pub unsafe fn teardown(eng: *mut Engine) {
     for h in [e.check, e.idle] {
         e.closing += 1;
         e.api.close(h, on_engine_handle_closed);
+    }
+    if !e.ep_poll.is_null() {
+        // uv_close stops the poll at once: the epoll fd can go now.
+        e.closing += 1;
+        e.api.close(e.ep_poll, on_engine_handle_closed);
+        syscall::close(e.epfd);
     }
 }

@@ -171,6 +171,19 @@ pub struct Engine {
     /// The arena of the batch JS is handling, when it went to JS as a
     /// Buffer of its own: payloads sent back out of it are not copied.
     lent: Option<Rc<Chunk>>,
+    /// The epoll instance the connections' sockets are watched in (-1 until
+    /// the first), behind one libuv poll on its fd, active while any
+    /// connection wants events: a connection costs one epoll_ctl to watch
+    /// and one to let go, where a poll handle of its own cost five and an
+    /// ioctl, and no handle.
+    epfd: c_int,
+    ep_poll: *mut Handle,
+    watched: usize,
+    /// Connections closed in this loop turn: freed (and a listener's
+    /// announced to JS) in the turn's close phase, where a socket handle's
+    /// close callback runs; `closer` is the handle that gets it there.
+    closed_conns: Vec<*mut Conn>,
+    closer: bool,
 }
 
 /// A listening socket of a `{ port }` WebSocketServer.
@@ -257,8 +270,16 @@ impl Engine {
             topics: Topics::default(),
             overflowed: Vec::new(),
             lent: None,
+            epfd: -1,
+            ep_poll: std::ptr::null_mut(),
+            watched: 0,
+            closed_conns: Vec::new(),
+            closer: false,
         }));
         (*eng).check = api.new_check(lp, eng as *mut c_void, on_check);
+        // Its fd from the start, so that it is not the fd found missing
+        // when the process runs out of them.
+        let _ = (*eng).reactor();
         (*eng).idle = api.new_idle(lp, eng as *mut c_void);
         sys::napi_add_async_cleanup_hook(env, Some(on_env_cleanup), eng as *mut c_void, &mut (*eng).cleanup);
         // One engine per environment (native-transport.js makes it); were
@@ -422,6 +443,9 @@ impl Engine {
             l.live += 1;
         }
         self.update_poll(c);
+        // A client writes its request as soon as it is connected: it is
+        // often here already, and JS can have it in this loop turn.
+        self.handshake_readable(c);
     }
 
     /// Makes a connection on `fd` with `cfg`'s codec (set up further by
@@ -431,24 +455,78 @@ impl Engine {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let mut conn = Box::new(Conn::new(id, fd, receiver, encoder));
-        conn.owner = self as *mut Engine as *mut c_void;
         if cfg.deflate.is_some() && self.start_pool() {
             conn.use_pool();
         }
         cfg.apply_marks(&mut conn);
         init(&mut conn);
         let conn = Box::into_raw(conn);
-        // SAFETY: on the loop's thread; the fd stays open until the handle is
-        // closed. The box is freed by the poll's close callback, or here.
-        match unsafe { self.api.new_poll(self.lp, fd, conn as *mut c_void) } {
-            Ok(h) => unsafe { (*conn).poll = h },
-            Err(rc) => {
-                drop(unsafe { Box::from_raw(conn) });
-                return Err(rc);
-            }
+        // SAFETY: the box is freed in the close phase after the connection
+        // closes (`on_conns_closed`), or here.
+        let events = unsafe { (*conn).wanted_events() };
+        if let Err(rc) = self.watch(unsafe { &mut *conn }, events) {
+            drop(unsafe { Box::from_raw(conn) });
+            return Err(rc);
         }
         self.conns.insert(id, conn);
         Ok(unsafe { &mut *conn })
+    }
+
+    /// The epoll fd, made (with its libuv poll) with the engine, or when
+    /// that failed, on first use; Err(libuv's code) when there is none.
+    fn reactor(&mut self) -> Result<c_int, c_int> {
+        if self.epfd >= 0 {
+            return Ok(self.epfd);
+        }
+        let ep = syscall::epoll_create().map_err(|e| -e)?;
+        // SAFETY: on the loop's thread; the epoll fd stays open until the
+        // handle is closed (teardown).
+        match unsafe { self.api.new_poll(self.lp, ep, self as *mut Engine as *mut c_void) } {
+            Ok(h) => self.ep_poll = h,
+            Err(rc) => {
+                syscall::close(ep);
+                return Err(rc);
+            }
+        }
+        self.epfd = ep;
+        Ok(ep)
+    }
+
+    /// Watches `c`'s socket for `events` (READABLE | WRITABLE; 0: not at all).
+    fn watch(&mut self, c: &mut Conn, events: c_int) -> Result<(), c_int> {
+        if events == c.poll_events {
+            return Ok(());
+        }
+        let ep = self.reactor()?;
+        let op = match (c.poll_events, events) {
+            (0, _) => libc::EPOLL_CTL_ADD,
+            (_, 0) => libc::EPOLL_CTL_DEL,
+            _ => libc::EPOLL_CTL_MOD,
+        };
+        let mut bits = 0;
+        if events & uv::READABLE != 0 {
+            bits |= libc::EPOLLIN as u32;
+        }
+        if events & uv::WRITABLE != 0 {
+            bits |= libc::EPOLLOUT as u32;
+        }
+        syscall::epoll_ctl(ep, op, c.fd, bits, c as *mut Conn as u64).map_err(|e| -e)?;
+        let before = self.watched;
+        if c.poll_events == 0 {
+            self.watched += 1;
+        } else if events == 0 {
+            self.watched -= 1;
+        }
+        c.poll_events = events;
+        // SAFETY: the handle is open until teardown.
+        unsafe {
+            if before == 0 && self.watched > 0 {
+                self.api.poll_start(self.ep_poll, uv::READABLE, on_epoll);
+            } else if before > 0 && self.watched == 0 {
+                self.api.poll_stop(self.ep_poll);
+            }
+        }
+        Ok(())
     }
 
     /// A handshaking connection is readable: its request's head, or bytes
@@ -481,6 +559,7 @@ impl Engine {
     /// Lets go of a connection without closing its fd, which JS now owns.
     fn release_fd(&mut self, c: &mut Conn) {
         let lid = c.listener;
+        let _ = self.watch(c, 0);
         c.fd = -1;
         c.listener = 0;
         self.close_conn(c, 0);
@@ -547,9 +626,7 @@ impl Engine {
     /// the poll stops until `resume_poll`.
     pub fn share_fd(&mut self, id: u32) -> Result<c_int, i32> {
         let c = self.conn(id).ok_or(libc::EBADF)?;
-        // SAFETY: the poll handle is open while the connection is.
-        unsafe { self.api.poll_stop(c.poll) };
-        c.poll_events = 0;
+        let _ = self.watch(c, 0);
         c.fd_shared = true;
         Ok(c.fd)
     }
@@ -913,18 +990,12 @@ impl Engine {
     }
 
     fn update_poll(&mut self, c: &mut Conn) {
-        let ev = c.wanted_events();
-        if ev == c.poll_events || c.closed {
+        if c.closed {
             return;
         }
-        unsafe {
-            if ev == 0 {
-                self.api.poll_stop(c.poll);
-            } else {
-                self.api.poll_start(c.poll, ev, on_poll);
-            }
+        if let Err(rc) = self.watch(c, c.wanted_events()) {
+            self.close_conn(c, -rc);
         }
-        c.poll_events = ev;
     }
 
     /// Closes the socket; libuv's close callback frees the handle, closes
@@ -959,14 +1030,21 @@ impl Engine {
             let lid = std::mem::take(&mut c.listener);
             self.listener_gone(lid, 1);
         }
-        self.closing += 1;
-        unsafe { self.api.close(c.poll, on_poll_closed) };
-        // uv_close has stopped the poll (the fd is out of epoll), so the fd
-        // goes now: by the socket's 'close' it is free for the next accept.
-        // A shared fd is the net.Socket's to close.
-        if !c.fd_shared {
+        // Out of epoll first (a shared or handed-over fd stays open), so the
+        // fd goes now: by the socket's 'close' it is free for the next
+        // accept. A shared fd is the net.Socket's to close.
+        let _ = self.watch(c, 0);
+        if !c.fd_shared && c.fd >= 0 {
             syscall::close(c.fd);
         }
+        if !self.closer {
+            // SAFETY: on the loop's thread.
+            self.closer = unsafe { self.api.in_close_phase(self.lp, self as *mut Engine as *mut c_void, on_conns_closed) };
+            if self.closer {
+                self.closing += 1;
+            }
+        }
+        self.closed_conns.push(c);
         // Any later use fails with EBADF rather than reach a reused fd.
         c.fd = -1;
         self.wake();
@@ -993,10 +1071,6 @@ impl Engine {
     }
 }
 
-unsafe fn owner(c: &Conn) -> &'static mut Engine {
-    &mut *(c.owner as *mut Engine)
-}
-
 /// Runs a libuv callback body; a panic must not unwind into C (it would
 /// abort Node), so it is caught here and reported.
 fn guarded(what: &str, f: impl FnOnce()) -> bool {
@@ -1009,15 +1083,37 @@ fn guarded(what: &str, f: impl FnOnce()) -> bool {
     }
 }
 
-unsafe extern "C" fn on_poll(h: *mut Handle, status: c_int, events: c_int) {
+/// The epoll fd is readable: the connections' events, as libuv's poll
+/// would report them (an error as a status; a hang-up as what was asked
+/// for, so that the read or write finds it).
+unsafe extern "C" fn on_epoll(h: *mut Handle, _status: c_int, _events: c_int) {
     let Some(api) = uv::api() else { return };
-    let c = &mut *(api.data(h) as *mut Conn);
-    let eng = owner(c);
-    if c.closed {
+    let eng = &mut *(api.data(h) as *mut Engine);
+    if eng.torn_down {
         return;
     }
-    if !guarded("the socket poll callback", || poll_event(eng, &mut *(api.data(h) as *mut Conn), status, events)) {
-        eng.close_conn(c, libc::EIO);
+    let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 128];
+    let n = syscall::epoll_ready(eng.epfd, &mut ready);
+    for ev in &ready[..n] {
+        // SAFETY: a connection's box lives until the close phase after it
+        // closed, and a closed connection's fd is out of epoll.
+        let c = &mut *(ev.u64 as *mut Conn);
+        if c.closed {
+            continue;
+        }
+        let bits = ev.events;
+        let (status, mut events) = (if bits & libc::EPOLLERR as u32 != 0 { -libc::EBADF } else { 0 }, 0);
+        if bits & (libc::EPOLLIN | libc::EPOLLHUP) as u32 != 0 {
+            events |= uv::READABLE;
+        }
+        if bits & (libc::EPOLLOUT | libc::EPOLLHUP) as u32 != 0 {
+            events |= uv::WRITABLE;
+        }
+        events &= c.poll_events;
+        let conn = c as *mut Conn;
+        if !guarded("the socket poll callback", || poll_event(eng, &mut *conn, status, events)) {
+            eng.close_conn(c, libc::EIO);
+        }
     }
 }
 
@@ -1054,16 +1150,21 @@ unsafe extern "C" fn on_listener_poll(h: *mut Handle, _status: c_int, _events: c
     }
 }
 
-unsafe extern "C" fn on_poll_closed(h: *mut Handle) {
+/// The close phase after connections closed: they are freed, and JS hears
+/// of a listener's connections closing, as of a socket handle's close.
+unsafe extern "C" fn on_conns_closed(h: *mut Handle) {
     let Some(api) = uv::api() else { return };
-    let c = Box::from_raw(api.data(h) as *mut Conn);
+    let eng = api.data(h) as *mut Engine;
     uv::free_handle(h);
-    let eng = c.owner as *mut Engine;
-    let notify = c.notify_closed.then_some(c.id);
-    drop(c);
-    if let Some(id) = notify {
-        if !(*eng).torn_down {
-            guarded("a handle's close callback", || dispatch::notify_closed(eng, id));
+    (*eng).closer = false;
+    for c in std::mem::take(&mut (*eng).closed_conns) {
+        let c = Box::from_raw(c);
+        let notify = c.notify_closed.then_some(c.id);
+        drop(c);
+        if let Some(id) = notify {
+            if !(*eng).torn_down {
+                guarded("a connection's close callback", || dispatch::notify_closed(eng, id));
+            }
         }
     }
     dispatch::handle_closed(eng);

@@ -178,3 +178,34 @@ pub fn reserve_fd() -> c_int {
     // SAFETY: plain syscall on a constant path.
     unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }
 }
+
+/// A new epoll instance: the engine watches its sockets there, behind one
+/// libuv poll on the epoll fd.
+pub fn epoll_create() -> Result<c_int, i32> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        Err(errno())
+    } else {
+        Ok(fd)
+    }
+}
+
+/// Adds, changes or removes (`op`) `fd`'s watch in `ep`, with `data` given
+/// back with its events.
+pub fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, events: u32, data: u64) -> Result<(), i32> {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: `ev` is a valid event for the call's duration.
+    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// The events ready in `ep` now, into `out`; how many.
+pub fn epoll_ready(ep: c_int, out: &mut [libc::epoll_event]) -> usize {
+    // SAFETY: the kernel writes at most `out.len()` events into `out`.
+    let n = unsafe { libc::epoll_wait(ep, out.as_mut_ptr(), out.len() as c_int, 0) };
+    n.max(0) as usize
+}

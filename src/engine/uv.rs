@@ -122,6 +122,23 @@ impl Api {
         h
     }
 
+    /// Calls `cb` in the loop's close phase (with `data` as the handle's
+    /// data; `cb` frees the handle with `free_handle`): the point in a loop
+    /// turn where a socket's close callback runs.
+    ///
+    /// # Safety
+    /// Call on the thread of the loop `lp`.
+    pub unsafe fn in_close_phase(&self, lp: *mut Loop, data: *mut c_void, cb: HandleCb) -> bool {
+        let h = alloc_handle(self, UV_CHECK);
+        if h.is_null() {
+            return false;
+        }
+        (self.check_init)(lp, h);
+        (self.set_data)(h, data);
+        (self.close)(h, Some(cb));
+        true
+    }
+
     /// # Safety
     /// Call on the thread of the loop `lp`.
     pub unsafe fn new_idle(&self, lp: *mut Loop, data: *mut c_void) -> *mut Handle {
