@@ -326,16 +326,7 @@ impl Conn {
     /// from `ptr` without a copy; false (nothing queued) if it would be
     /// compressed.
     pub fn queue_external(&mut self, pool: &mut BufPool, ptr: *const u8, len: usize, token: usize, frame: DataFrame) -> bool {
-        if self.offload.is_some() {
-            return false;
-        }
-        let before = self.pending();
-        if !self.encoder.data_header(self.out.bytes(pool), len, frame.opcode, frame.fin, frame.compress) {
-            return false;
-        }
-        self.out.push_external(ptr, len, token);
-        self.count_deferred(len, before);
-        true
+        self.queue_unowned(pool, len, frame, |out| out.push_external(ptr, len, token))
     }
 
     /// Queues a data frame whose payload is `len` bytes at `at` in `arena`,
@@ -343,14 +334,21 @@ impl Conn {
     /// compressed or would wait: behind a compression, or behind a kernel
     /// buffer that is full (where it would pin the whole arena).
     pub fn queue_lent(&mut self, pool: &mut BufPool, arena: &Rc<Chunk>, at: usize, len: usize, frame: DataFrame) -> bool {
-        if self.offload.is_some() || self.blocked {
+        !self.blocked && self.queue_unowned(pool, len, frame, |out| out.push_lent(arena, at, len))
+    }
+
+    /// The header of a data frame whose payload `push` queues from memory
+    /// the queue does not own; false (nothing queued) when the frame would
+    /// be compressed or waits behind a compression.
+    fn queue_unowned(&mut self, pool: &mut BufPool, len: usize, frame: DataFrame, push: impl FnOnce(&mut OutQueue)) -> bool {
+        if self.offload.is_some() {
             return false;
         }
         let before = self.pending();
         if !self.encoder.data_header(self.out.bytes(pool), len, frame.opcode, frame.fin, frame.compress) {
             return false;
         }
-        self.out.push_lent(arena, at, len);
+        push(&mut self.out);
         self.count_deferred(len, before);
         true
     }
