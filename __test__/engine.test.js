@@ -239,9 +239,8 @@ describe('native engine', () => {
   });
 
   it('echoes payloads sent from a batch whole when the peer stops reading', async () => {
-    // A payload sent back out of the batch it came in is queued from the
-    // batch's memory; once the kernel takes no more, the queue copies it
-    // (a part of it already written, or all of it) into its own buffer.
+    // The server's queue grows behind a full kernel buffer, each write
+    // taking part of it, until the peer reads again.
     const wss = await startServer('native');
     const client = track(new WebSocket(`ws://127.0.0.1:${wss.address().port}`));
     const [[server]] = await Promise.all([once(wss, 'connection'), once(client, 'open')]);

@@ -57,6 +57,36 @@ describe('send tape', () => {
     });
   });
 
+  it('answers false exactly when bufferedAmount is past the mark, sends on the tape or not', async () => {
+    const MARK = 16 * 1024;
+    const wss = track(await startServer('native', { sendHighWaterMark: MARK }));
+    try {
+      const answers = [];
+      let gos = 0;
+      const done = new Promise((resolve) => {
+        wss.on('connection', (ws) => {
+          ws.on('message', () => {
+            for (let i = 0; i < 200; i++) {
+              const answer = ws.send(Buffer.alloc(1000, i));
+              answers.push([answer, ws.bufferedAmount <= MARK]);
+            }
+            if (++gos === 50) resolve();
+          });
+        });
+      });
+      const client = track(new IMPLS.ws(serverUrl(wss)));
+      await once(client, 'open');
+      client.pause();
+      for (let i = 0; i < 50; i++) client.send('go');
+      await done;
+      assert.ok(answers.some(([answer]) => !answer), 'the peer stopped reading: some send went past the mark');
+      answers.forEach(([answer, below], i) => assert.strictEqual(answer, below, `send ${i}`));
+      client.terminate();
+    } finally {
+      await closeServer(wss);
+    }
+  });
+
   it('keeps the order of sends to other connections and of their closes', async () => {
     await sameForBoth(assert, async (W, log, impl) => {
       const wss = track(await startServer(impl));

@@ -221,11 +221,11 @@ class NativeTransport {
    * Returns whether bufferedAmount may now be above the WebSocket's mark.
    */
   send(data, binary, fin, compress, mask, cb) {
-    if (!cb && mask === false && !compress && this.plain && !this.closed && sendTape.put(this.id, binary ? 2 : 1, fin, data)) {
+    if (!cb && mask === false && !compress && this.plain && !this.closed && sendTape.put(this, binary ? 2 : 1, fin, data)) {
       if (this.timed) this.socket._unrefTimer();
       return false;
     }
-    sendTape.settle();
+    sendTape.sendingAtOnce(this);
     const flags = frameFlags(fin, compress, mask) | ackFlags(cb, this.callbacks === null);
     const sent = this.closed ? GONE : engineSend(this.id, data, binary ? 2 : 1, flags, maskKey(mask));
     this._queued(sent, cb);
@@ -239,6 +239,7 @@ class NativeTransport {
 
   /** Queues a close (8), ping (9) or pong (10) frame. */
   control(opcode, data, mask, cb) {
+    sendTape.sendingAtOnce(this);
     const flags = frameFlags(false, false, mask) | ackFlags(cb, this.callbacks === null);
     const sent = this.closed ? GONE : engine.control(this.id, opcode, data, flags, maskKey(mask));
     this._queued(sent, cb);
@@ -246,6 +247,7 @@ class NativeTransport {
 
   /** Writes buffers that already form frames (ws's `sender.sendFrame`). */
   raw(list, cb) {
+    sendTape.sendingAtOnce(this);
     let sent = this.closed ? GONE : 1;
     for (let i = 0; i < list.length && sent !== GONE; i++) {
       sent = engine.sendRaw(this.id, list[i], i === list.length - 1 ? ackFlags(cb, this.callbacks === null) : 0);
@@ -478,7 +480,11 @@ Object.assign(NativeTransport.prototype, {
   /** Connections on the engine are topic members there (topics.js). */
   native: true,
   /** Without permessage-deflate: sends may go on the send tape. */
-  plain: true
+  plain: true,
+  /** The batch of the send tape's count below (lib/send-tape.js). */
+  tapeTurn: 0,
+  /** Bytes this connection put on the send tape in that batch. */
+  tapeBytes: 0
 });
 
 function topicJoin(id, topic) {

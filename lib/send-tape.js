@@ -10,9 +10,12 @@
 // Only sends whose outcome JS knows in advance go on the tape: small,
 // unmasked and uncompressed, with no callback, on a connection without
 // permessage-deflate, in a batch in which no connection waits for the
-// kernel to take a write. Such a send is queued and leaves bufferedAmount
-// where it was, as the engine would have answered (src/engine/batch.rs,
-// `blocked`; src/bindings/engine.rs, `send_tape`).
+// kernel to take a write, up to 32 KiB a connection and until anything
+// else is sent on it. Such a send is queued and leaves bufferedAmount
+// where it was, as the engine would have answered: a connection's queue is
+// written early (and may then wait for the kernel) only past 64 KiB queued
+// in one batch (src/engine/batch.rs, `blocked`; src/engine/mod.rs,
+// FLUSH_EARLY; src/bindings/engine.rs, `send_tape`).
 
 const { Buffer } = require('buffer');
 
@@ -23,6 +26,10 @@ const MAX_PAYLOAD = 1024;
 const AREA_BYTES = 64 * 1024;
 /** The frame's FIN bit, as src/bindings/args.rs reads the flags. */
 const FIN = 1 << 8;
+/** What one connection may have on the tape in one batch, headers counted. */
+const PER_CONNECTION = 32 * 1024;
+/** A frame header's bytes, at most, for a payload that goes on the tape. */
+const HEADER = 4;
 
 const records = new Uint32Array(RECORDS * 4);
 const tape = Buffer.from(records.buffer);
@@ -30,6 +37,8 @@ const area = Buffer.allocUnsafeSlow(AREA_BYTES);
 let count = 0;
 let used = 0;
 let open = false;
+/** The batch being handled, as a number: a transport's tape count is its. */
+let turn = 0;
 let native = null;
 let onFull = null;
 
@@ -49,25 +58,43 @@ function settle() {
 }
 
 /**
- * Puts a data frame on the tape; false when it has to be sent at once
- * (outside a batch, or too big).
+ * Something else is sent on `tr` at once: what the tape holds goes first,
+ * and the rest of the batch's sends on `tr` go at once too (whether they
+ * take it past its mark is the engine's to say).
  */
-function put(id, opcode, fin, data) {
+function sendingAtOnce(tr) {
+  if (count !== 0) flush();
+  if (open) {
+    tr.tapeTurn = turn;
+    tr.tapeBytes = PER_CONNECTION;
+  }
+}
+
+/**
+ * Puts a data frame for transport `tr` on the tape; false when it has to be
+ * sent at once (outside a batch, too big, or past the connection's share).
+ */
+function put(tr, opcode, fin, data) {
   if (!open) return false;
+  if (tr.tapeTurn !== turn) {
+    tr.tapeTurn = turn;
+    tr.tapeBytes = 0;
+  }
+  const string = typeof data === 'string';
+  // At most three bytes of UTF-8 for each UTF-16 unit.
+  const most = string ? data.length * 3 : data.length;
+  if (most > MAX_PAYLOAD || tr.tapeBytes + most + HEADER > PER_CONNECTION) return false;
+  if (used + most > AREA_BYTES || count === RECORDS) flush();
   let len;
-  if (typeof data === 'string') {
-    // At most three bytes of UTF-8 for each UTF-16 unit.
-    if (data.length > MAX_PAYLOAD / 3) return false;
-    if (used + data.length * 3 > AREA_BYTES || count === RECORDS) flush();
+  if (string) {
     len = area.utf8Write(data, used);
   } else {
-    len = data.length;
-    if (len > MAX_PAYLOAD) return false;
-    if (used + len > AREA_BYTES || count === RECORDS) flush();
+    len = most;
     area.set(data, used);
   }
+  tr.tapeBytes += len + HEADER;
   const r = count * 4;
-  records[r] = id;
+  records[r] = tr.id;
   records[r + 1] = fin ? opcode | FIN : opcode;
   records[r + 2] = used;
   records[r + 3] = len;
@@ -79,6 +106,7 @@ function put(id, opcode, fin, data) {
 /** A batch is being handled (`clean`: the tape may be used) or is done. */
 function batch(clean) {
   open = clean;
+  turn++;
 }
 
 function batchDone() {
@@ -105,4 +133,4 @@ function guard(engine, full) {
   return guarded;
 }
 
-module.exports = { batch, batchDone, guard, put, settle };
+module.exports = { batch, batchDone, guard, put, sendingAtOnce, settle };

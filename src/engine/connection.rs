@@ -5,8 +5,7 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 
 use super::batch::Batch;
-use super::outq::{BufPool, Chunk, OutQueue, SharedFrame, Wrote};
-use std::rc::Rc;
+use super::outq::{BufPool, OutQueue, SharedFrame, Wrote};
 use super::syscall::{self, errno};
 use super::uv;
 use crate::core::deflate::{DeflateJob, Deflated};
@@ -326,21 +325,6 @@ impl Conn {
     /// from `ptr` without a copy; false (nothing queued) if it would be
     /// compressed.
     pub fn queue_external(&mut self, pool: &mut BufPool, ptr: *const u8, len: usize, token: usize, frame: DataFrame) -> bool {
-        self.queue_unowned(pool, len, frame, |out| out.push_external(ptr, len, token))
-    }
-
-    /// Queues a data frame whose payload is `len` bytes at `at` in `arena`,
-    /// without a copy. False, with nothing queued, when the frame is to be
-    /// compressed or would wait: behind a compression, or behind a kernel
-    /// buffer that is full (where it would pin the whole arena).
-    pub fn queue_lent(&mut self, pool: &mut BufPool, arena: &Rc<Chunk>, at: usize, len: usize, frame: DataFrame) -> bool {
-        !self.blocked && self.queue_unowned(pool, len, frame, |out| out.push_lent(arena, at, len))
-    }
-
-    /// The header of a data frame whose payload `push` queues from memory
-    /// the queue does not own; false (nothing queued) when the frame would
-    /// be compressed or waits behind a compression.
-    fn queue_unowned(&mut self, pool: &mut BufPool, len: usize, frame: DataFrame, push: impl FnOnce(&mut OutQueue)) -> bool {
         if self.offload.is_some() {
             return false;
         }
@@ -348,7 +332,7 @@ impl Conn {
         if !self.encoder.data_header(self.out.bytes(pool), len, frame.opcode, frame.fin, frame.compress) {
             return false;
         }
-        push(&mut self.out);
+        self.out.push_external(ptr, len, token);
         self.count_deferred(len, before);
         true
     }
@@ -499,10 +483,7 @@ impl Conn {
         self.deferred = None;
         match self.out.write_to(self.fd, &mut self.written, &mut self.released, pool) {
             Wrote::Failed(e) => return Io::Failed(e),
-            Wrote::Blocked => {
-                self.set_blocked(batch, true);
-                self.out.own_lent(pool);
-            }
+            Wrote::Blocked => self.set_blocked(batch, true),
             Wrote::All => self.set_blocked(batch, false),
         }
         let mut acked = 0;

@@ -8,8 +8,6 @@ use std::ptr::null_mut;
 use napi::sys;
 
 use super::batch::{Batch, ARENA_ROOM};
-use super::outq::Chunk;
-use std::rc::Rc;
 use super::syscall;
 use super::uv;
 use super::Engine;
@@ -68,30 +66,7 @@ fn recycle(mut v: Vec<u8>) {
 }
 
 unsafe extern "C" fn free_arena(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // Queues may still hold payloads of it; the last of them frees it.
-    if let Ok(chunk) = Rc::try_unwrap(Rc::from_raw(hint as *const Chunk)) {
-        recycle(chunk.into_vec());
-    }
-}
-
-/// Lends a batch's arena to JS as a Buffer, without copying; `lent` keeps
-/// it for the sends JS makes while it handles the batch.
-///
-/// # Safety
-/// Call on the JS thread of `env`.
-unsafe fn lend_to_js(env: sys::napi_env, arena: Vec<u8>, lent: &mut Option<Rc<Chunk>>) -> sys::napi_value {
-    let (ptr, len) = (arena.as_ptr(), arena.len());
-    let chunk = Chunk::lend(arena);
-    let hint = Rc::into_raw(Rc::clone(&chunk));
-    let mut out = null_mut();
-    if sys::napi_create_external_buffer(env, len, ptr as *mut c_void, Some(free_arena), hint as *mut c_void, &mut out) != OK {
-        // No external buffers in this runtime: copy instead.
-        drop(Rc::from_raw(hint));
-        sys::napi_create_buffer_copy(env, len, ptr as *const c_void, null_mut(), &mut out);
-        return out;
-    }
-    *lent = Some(chunk);
-    out
+    recycle(*Box::from_raw(hint as *mut Vec<u8>));
 }
 
 unsafe extern "C" fn free_big(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
@@ -198,7 +173,7 @@ impl JsPool {
 /// lost a third of its throughput).
 /// # Safety
 /// Call on the JS thread of `env`.
-unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch, lent: &mut Option<Rc<Chunk>>) -> [sys::napi_value; 7] {
+unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch) -> [sys::napi_value; 7] {
     let words = batch.tape.len();
     let tape_bytes = words * 4;
     // A small arena is cheaper to copy than to hand over with a finalizer.
@@ -223,7 +198,7 @@ unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch, l
         // chain of reallocations, each a copy of what was read so far.
         let next = recycled_arena();
         let next = if next.capacity() < ARENA_ROOM { Vec::with_capacity(ARENA_ROOM) } else { next };
-        lend_to_js(env, std::mem::replace(&mut batch.arena, next), lent)
+        give_to_js(env, std::mem::replace(&mut batch.arena, next), Some(free_arena))
     };
     let mut bigs = undefined;
     if !batch.bigs.is_empty() {
@@ -281,7 +256,7 @@ unsafe fn deliver(eng: *mut Engine) {
     if sys::napi_open_handle_scope(env, &mut scope) != OK {
         return;
     }
-    let args = batch_args(env, &mut (*eng).js_pool, &mut (*eng).batch, &mut (*eng).lent);
+    let args = batch_args(env, &mut (*eng).js_pool, &mut (*eng).batch);
     (*eng).batch.clear();
     (*eng).dispatching = true;
     let mut cb = null_mut();
@@ -308,7 +283,6 @@ unsafe fn deliver(eng: *mut Engine) {
         argc = 0;
     }
     (*eng).dispatching = false;
-    (*eng).lent = None;
     (*eng).flush_dirty();
     sys::napi_close_handle_scope(env, scope);
 }

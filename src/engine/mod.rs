@@ -26,8 +26,7 @@ use batch::Batch;
 use idmap::IdMap;
 use connection::{Conn, Io, PendingHead};
 use topics::{Frames, Topics};
-use outq::{BufPool, Chunk};
-use std::rc::Rc;
+use outq::BufPool;
 use pool::{Done, Job, Pool};
 use uv::{Api, Handle, Loop};
 
@@ -127,10 +126,6 @@ impl Masking {
     }
 }
 
-/// Payloads sent back out of a lent arena from this size are queued from
-/// where they are; a smaller one costs less to copy than a segment of its own.
-const LENT_MIN: usize = 1024;
-
 pub struct Engine {
     api: &'static Api,
     env: sys::napi_env,
@@ -168,11 +163,8 @@ pub struct Engine {
     topics: Topics,
     /// Connections a publish left above their `max_buffered`, for JS.
     overflowed: Vec<u32>,
-    /// The arena of the batch JS is handling, when it went to JS as a
-    /// Buffer of its own: payloads sent back out of it are not copied.
-    lent: Option<Rc<Chunk>>,
-    /// The epoll instance the connections' sockets are watched in (-1 until
-    /// the first), behind one libuv poll on its fd, active while any
+    /// The epoll instance the connections' sockets are watched in (-1 while
+    /// it could not be made), behind one libuv poll on its fd, active while any
     /// connection wants events: a connection costs one epoll_ctl to watch
     /// and one to let go, where a poll handle of its own cost five and an
     /// ioctl, and no handle.
@@ -269,7 +261,6 @@ impl Engine {
             next_listener: 1,
             topics: Topics::default(),
             overflowed: Vec::new(),
-            lent: None,
             epfd: -1,
             ep_poll: std::ptr::null_mut(),
             watched: 0,
@@ -647,15 +638,6 @@ impl Engine {
     /// Queues a data frame.
     pub fn send_data(&mut self, id: u32, payload: &[u8], frame: DataFrame, mask: Masking, ack: Ack) -> Sent {
         let Some(c) = self.conn(id) else { return Sent::Gone };
-        if payload.len() >= LENT_MIN && matches!(mask, Masking::None) {
-            if let Some(arena) = self.lent.as_ref() {
-                if let Some(at) = arena.offset_of(payload) {
-                    if c.queue_lent(&mut self.bufs, arena, at, payload.len(), frame) {
-                        return self.queued(c, ack);
-                    }
-                }
-            }
-        }
         let key = self.mask_key(mask);
         if let Some(job) = c.encode_data(&mut self.bufs, payload, frame, key) {
             self.submit(id, Job::Deflate(job));

@@ -93,24 +93,6 @@ impl Chunk {
         Some(at)
     }
 
-    /// A batch's arena, lent to JS: the payloads JS sends back out of it
-    /// are queued from where they are (`OutQueue::push_lent`).
-    pub fn lend(arena: Vec<u8>) -> Rc<Chunk> {
-        Rc::new(Chunk { bytes: UnsafeCell::new(arena) })
-    }
-
-    pub fn into_vec(self) -> Vec<u8> {
-        self.bytes.into_inner()
-    }
-
-    /// The bytes of the chunk, when `data` is among them: where they start.
-    pub fn offset_of(&self, data: &[u8]) -> Option<usize> {
-        // SAFETY: as in `append`; only the pointer and length are read.
-        let bytes = unsafe { &*self.bytes.get() };
-        let at = (data.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
-        (at + data.len() <= bytes.len()).then_some(at)
-    }
-
     fn ptr(&self, at: usize) -> *const u8 {
         // SAFETY: as in `append`; only the pointer is taken.
         unsafe { (*self.bytes.get()).as_ptr().wrapping_add(at) }
@@ -137,9 +119,6 @@ enum Keep {
     Token(usize),
     /// Frames in a chunk shared with other connections' queues (publishes).
     Shared(Rc<Chunk>),
-    /// A payload in an arena lent to JS: never left queued behind a full
-    /// kernel buffer, where one would pin the whole arena (`own_lent`).
-    Lent { _arena: Rc<Chunk> },
 }
 
 /// A payload in memory the queue does not own.
@@ -209,40 +188,6 @@ impl OutQueue {
             }
         }
         self.segs.push_back(Seg { at: self.buf.len(), ptr, len, done: 0, keep: Keep::Shared(Rc::clone(&frame.chunk)) });
-    }
-
-    /// Queues `len` bytes at `at` in a lent arena, without a copy.
-    pub fn push_lent(&mut self, chunk: &Rc<Chunk>, at: usize, len: usize) {
-        self.segs.push_back(Seg { at: self.buf.len(), ptr: chunk.ptr(at), len, done: 0, keep: Keep::Lent { _arena: Rc::clone(chunk) } });
-        self.seg_bytes += len;
-    }
-
-    /// Copies what is left of lent payloads into the queue's own buffer, in
-    /// place, so that a queue the kernel does not take pins no arena.
-    pub fn own_lent(&mut self, pool: &mut BufPool) {
-        if !self.segs.iter().any(|s| matches!(s.keep, Keep::Lent { .. })) {
-            return;
-        }
-        let mut buf = pool.take();
-        buf.reserve(self.pending());
-        let mut pos = self.head;
-        let mut segs = VecDeque::with_capacity(self.segs.len());
-        for mut s in self.segs.drain(..) {
-            buf.extend_from_slice(&self.buf[pos..s.at]);
-            pos = s.at;
-            if let Keep::Lent { .. } = s.keep {
-                // SAFETY: the segment's chunk keeps its bytes alive.
-                buf.extend_from_slice(unsafe { std::slice::from_raw_parts(s.ptr.add(s.done), s.len - s.done) });
-                self.seg_bytes -= s.len - s.done;
-            } else {
-                s.at = buf.len();
-                segs.push_back(s);
-            }
-        }
-        buf.extend_from_slice(&self.buf[pos..]);
-        pool.give(std::mem::replace(&mut self.buf, buf));
-        self.head = 0;
-        self.segs = segs;
     }
 
     /// The current end of the queue, for `truncate`.
@@ -437,37 +382,6 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(written as usize, want.len());
         assert!(released.is_empty());
-        unsafe {
-            libc::close(a);
-            libc::close(b);
-        }
-    }
-
-    #[test]
-    fn lent_payloads_are_copied_in_place_once_the_queue_must_wait() {
-        let (a, b) = socketpair();
-        let mut pool = BufPool::default();
-        let mut q = OutQueue::default();
-        let arena = Chunk::lend((0..=255u8).cycle().take(5000).collect());
-        let ext = vec![9u8; 100];
-        q.bytes(&mut pool).extend_from_slice(b"h1");
-        q.push_lent(&arena, 10, 3000);
-        q.bytes(&mut pool).extend_from_slice(b"h2");
-        q.push_external(ext.as_ptr(), ext.len(), 7);
-        q.push_lent(&arena, 4000, 1000);
-        q.bytes(&mut pool).extend_from_slice(b"tail");
-        let bytes = |at: usize, len: usize| (0..=255u8).cycle().skip(at).take(len).collect::<Vec<u8>>();
-        let want: Vec<u8> = [&b"h1"[..], &bytes(10, 3000), b"h2", &ext, &bytes(4000, 1000), b"tail"].concat();
-        // Part of the first payload is written; the rest becomes the queue's own.
-        let mut released = vec![];
-        q.advance(500, &mut released);
-        q.own_lent(&mut pool);
-        assert_eq!(Rc::strong_count(&arena), 1, "no segment holds the arena");
-        assert_eq!(q.segs.len(), 1, "the external payload stays a segment");
-        assert_eq!(q.pending(), want.len() - 500);
-        let (_, released, got) = drain(&mut q, &mut pool, a, b);
-        assert_eq!(got, &want[500..]);
-        assert_eq!(released, vec![7]);
         unsafe {
             libc::close(a);
             libc::close(b);
