@@ -87,6 +87,35 @@ describe('send tape', () => {
     }
   });
 
+  it('sends a Buffer as it was at send(), whatever the listener does to it after', async () => {
+    // Received messages in big batches (their memory the batch's), sent
+    // back and then overwritten in the same listener, as ws allows.
+    const wss = track(await startServer('native'));
+    try {
+      wss.on('connection', (ws) =>
+        ws.on('message', (data, isBinary) => {
+          ws.send(data, { binary: isBinary });
+          data.fill(0);
+        })
+      );
+      const results = await Promise.all(
+        Array.from({ length: 4 }, async (_, c) => {
+          const client = track(new IMPLS.ws(serverUrl(wss)));
+          await once(client, 'open');
+          const got = [];
+          const done = new Promise((resolve) => client.on('message', (d) => got.push(d) === 200 && resolve()));
+          for (let i = 0; i < 200; i++) client.send(Buffer.alloc(4096, (c * 200 + i) % 255 + 1));
+          await done;
+          client.terminate();
+          return got.every((d, i) => d.length === 4096 && d.every((b) => b === ((c * 200 + i) % 255) + 1));
+        })
+      );
+      assert.deepStrictEqual(results, [true, true, true, true]);
+    } finally {
+      await closeServer(wss);
+    }
+  });
+
   it('keeps the order of sends to other connections and of their closes', async () => {
     await sameForBoth(assert, async (W, log, impl) => {
       const wss = track(await startServer(impl));
