@@ -89,7 +89,7 @@ function onBatch(pool, at, words, arenaLength, ar, bg, isClean) {
   } else if (tape === null) {
     return;
   }
-  sendTape.batch(clean);
+  sendTape.batch(clean, pool !== undefined);
   try {
     deliver();
   } finally {

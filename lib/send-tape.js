@@ -19,6 +19,8 @@
 
 const { Buffer } = require('buffer');
 
+const { engineSendTape } = require('./binding');
+
 /** Records on the tape: id, opcode | flags << 8, offset and length in `area`. */
 const RECORDS = 1024;
 /** Payloads up to this size go on the tape; a bigger one is sent at once. */
@@ -39,7 +41,6 @@ let used = 0;
 let open = false;
 /** The batch being handled, as a number: a transport's tape count is its. */
 let turn = 0;
-let native = null;
 let onFull = null;
 
 /** Hands the tape to the engine. */
@@ -47,9 +48,9 @@ function flush() {
   const n = count;
   count = 0;
   used = 0;
-  const full = native.sendTape(tape, area, n);
+  const full = engineSendTape(tape, area, n);
   // None, as JS made sure of; were there one, the WebSocket still hears.
-  for (let i = 0; i < full.length; i++) onFull(full[i]);
+  for (let i = 0; i < full; i++) onFull(records[i]);
 }
 
 /** Before any other call into the engine: what the tape holds goes first. */
@@ -103,10 +104,13 @@ function put(tr, opcode, fin, data) {
   return true;
 }
 
-/** A batch is being handled (`clean`: the tape may be used) or is done. */
-function batch(clean) {
+/**
+ * A batch is being handled (`clean`: the tape may be used); `fresh`: a new
+ * one, not the rest of one a listener threw in.
+ */
+function batch(clean, fresh) {
   open = clean;
-  turn++;
+  if (fresh) turn++;
 }
 
 function batchDone() {
@@ -119,7 +123,6 @@ function batchDone() {
  * hears of a connection a taped send left above its mark.
  */
 function guard(engine, full) {
-  native = engine;
   onFull = full;
   const guarded = {};
   for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(engine))) {

@@ -133,27 +133,6 @@ impl NativeEngine {
         self.engine().resume_poll(id);
     }
 
-    /// Queues the data frames JS put on its send tape while it handled a
-    /// batch: `count` records of four u32 (id, opcode | flags << 8, offset
-    /// and length of the payload in `area`), unmasked, uncompressed, with
-    /// no callback. Returns the ids of connections left above their mark,
-    /// which JS made sure of there being none.
-    #[napi(catch_unwind)]
-    pub fn send_tape(&mut self, tape: BufferSlice, area: BufferSlice, count: u32) -> Vec<u32> {
-        let eng = self.engine();
-        let mut full = Vec::new();
-        for rec in tape.chunks_exact(16).take(count as usize) {
-            let word = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
-            let (id, op, at, len) = (word(0), word(4), word(8) as usize, word(12) as usize);
-            let Some(payload) = area.get(at..at.saturating_add(len)) else { continue };
-            let frame = DataFrame { opcode: (op & 0xff) as u8, fin: (op >> 8) & F_FIN != 0, compress: false };
-            if eng.send_data(id, payload, frame, Masking::None, Ack::No) == Sent::Full {
-                full.push(id);
-            }
-        }
-        full
-    }
-
     /// Queues a close (8), ping (9) or pong (10) frame.
     #[napi(catch_unwind)]
     pub fn control(&mut self, env: Env, id: u32, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<u32> {
@@ -335,4 +314,39 @@ unsafe fn send_external(eng: &mut Engine, env: sys::napi_env, id: u32, v: sys::n
             (sent == Sent::Gone).then(|| sent_code(sent))
         }
     }
+}
+
+/// `engineSendTape(tape, area, count)`: queues the data frames JS put on its
+/// send tape while it handled a batch (lib/send-tape.js): `count` records of
+/// four u32 (id, opcode | flags << 8, offset and length of the payload in
+/// `area`), unmasked, uncompressed, with no callback. Returns how many
+/// connections were left above their mark (JS makes sure of none), their
+/// ids written over the tape's first words. A plain N-API callback, as
+/// `engineSend`, since it is called once a batch.
+///
+/// # Safety
+/// Called by N-API, as a function's callback.
+pub(super) unsafe extern "C" fn engine_send_tape(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    raw_call(env, info, c"engineSendTape", |[tape, area, count]| {
+        let (Some((tape, tape_len)), Some((area, area_len)), Some(count)) = (buffer_view(env, tape), buffer_view(env, area), u32_arg(env, count)) else {
+            return Err(js_err("engineSendTape: two Buffers and a count"));
+        };
+        let eng = crate::engine::current().ok_or_else(|| js_err("the engine is shut down"))?;
+        let tape = tape as *mut u8;
+        let word = |i: usize| u32::from_le_bytes(std::ptr::read_unaligned(tape.add(i * 4) as *const [u8; 4]));
+        let records = (count as usize).min(tape_len / 16);
+        let area = if area_len == 0 { &[][..] } else { std::slice::from_raw_parts(area, area_len) };
+        let mut full = 0;
+        for r in 0..records {
+            let (id, op, at, len) = (word(r * 4), word(r * 4 + 1), word(r * 4 + 2) as usize, word(r * 4 + 3) as usize);
+            let Some(payload) = area.get(at..at.saturating_add(len)) else { continue };
+            let frame = DataFrame { opcode: (op & 0xff) as u8, fin: (op >> 8) & F_FIN != 0, compress: false };
+            if eng.send_data(id, payload, frame, Masking::None, Ack::No) == Sent::Full {
+                // Records before `r` are read already: the ids go over them.
+                std::ptr::write_unaligned(tape.add(full * 4) as *mut [u8; 4], id.to_le_bytes());
+                full += 1;
+            }
+        }
+        Ok(number(env, full as f64))
+    })
 }

@@ -5,10 +5,10 @@ pub mod engine;
 pub mod stream_core;
 
 /// Adds the plain N-API functions (no napi-rs wrapper) to the exports: the
-/// per-message calls, `engineSend` and the stream core's.
+/// per-message calls, `engineSend`, `engineSendTape` and the stream core's.
 #[napi_derive::napi(module_exports)]
 pub fn add_raw_functions(exports: napi::bindgen_prelude::Object, env: napi::Env) -> napi::Result<()> {
-    args::export_raw(&env, &exports, &[(c"engineSend", Some(engine::engine_send))])?;
+    args::export_raw(&env, &exports, &[(c"engineSend", Some(engine::engine_send)), (c"engineSendTape", Some(engine::engine_send_tape))])?;
     args::export_raw(&env, &exports, &stream_core::FUNCTIONS)
 }
 
