@@ -194,11 +194,19 @@ unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch) -
         batch.arena.clear();
         undefined
     } else {
-        // The next turn likely reads as much: room for it up front, not a
-        // chain of reallocations, each a copy of what was read so far.
+        // The next turn likely reads as much: room for twice that up front
+        // (at most a turn's share), not a chain of reallocations, each a
+        // copy of what was read so far.
+        let want = (batch.arena.len() * 2).min(ARENA_ROOM);
         let next = recycled_arena();
-        let next = if next.capacity() < ARENA_ROOM { Vec::with_capacity(ARENA_ROOM) } else { next };
-        give_to_js(env, std::mem::replace(&mut batch.arena, next), Some(free_arena))
+        let next = if next.capacity() < want { Vec::with_capacity(want) } else { next };
+        let mut given = std::mem::replace(&mut batch.arena, next);
+        // JS holds it until a collection, and V8 counts only its length:
+        // the room it did not use goes back now (a shrink in place).
+        if given.capacity() > given.len() + given.len() / 2 {
+            given.shrink_to_fit();
+        }
+        give_to_js(env, given, Some(free_arena))
     };
     let mut bigs = undefined;
     if !batch.bigs.is_empty() {
