@@ -34,6 +34,13 @@ const SAMPLE_MS = 5000;
  * memory once the server is idle again.
  */
 const RSS_SLOPE_KIB_PER_MIN = 2048;
+/**
+ * The server's RSS at its peak under this load, checked on every run of
+ * ws-native: 170-215 MiB as measured; an arena JS held with room for a
+ * whole loop turn in it took it to 595 MiB, which no slope saw in a
+ * 1-minute run.
+ */
+const RSS_PEAK_MAX_KIB = 384 << 10;
 const CHECK_SLOPES = MINUTES >= 5;
 /** External (Buffer) memory the idle server may still hold, after GC. */
 const IDLE_EXTERNAL_MAX = 8 << 20;
@@ -205,6 +212,8 @@ async function main() {
   const failures = [];
   if (CHECK_SLOPES && rssSlope > RSS_SLOPE_KIB_PER_MIN) failures.push(`RSS grows ${Math.round(rssSlope)} KiB/min (bound ${RSS_SLOPE_KIB_PER_MIN})`);
   if (CHECK_SLOPES && fdSlope > FD_SLOPE_PER_MIN) failures.push(`fds grow ${fdSlope.toFixed(2)}/min (bound ${FD_SLOPE_PER_MIN})`);
+  const peak = Math.max(...samples.map((s) => s.rss));
+  if (IMPL === 'native' && peak > RSS_PEAK_MAX_KIB) failures.push(`RSS peaked at ${peak} KiB (bound ${RSS_PEAK_MAX_KIB})`);
   if (final.unexpected) failures.push(`${final.unexpected} server errors no client caused`);
   if (final.conns || final.clients) failures.push(`connections left: engine ${final.conns}, clients ${final.clients}`);
   if (final.fds > idle.fds + 2) failures.push(`fds at the end ${final.fds}, idle at the start ${idle.fds}`);
