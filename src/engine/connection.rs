@@ -1,4 +1,4 @@
-//! One adopted socket: its fd and poll handle, its parser and encoder, and
+//! One adopted socket: its fd and the events it is watched for, its parser and encoder, and
 //! the bytes waiting to be written. Nothing here calls into JS.
 
 use std::collections::VecDeque;

@@ -294,7 +294,7 @@ impl Engine {
         if self.torn_down {
             return Err("the engine is shut down".into());
         }
-        let c = self.register(fd, &cfg, |c| c.fd_shared = true).map_err(|rc| format!("uv_poll_init failed: {rc}"))?;
+        let c = self.register(fd, &cfg, |c| c.fd_shared = true).map_err(|rc| format!("the engine could not watch the socket: {rc}"))?;
         let id = c.id;
         if !initial.is_empty() {
             c.out(&mut self.bufs).extend_from_slice(initial);
@@ -440,7 +440,7 @@ impl Engine {
     }
 
     /// Makes a connection on `fd` with `cfg`'s codec (set up further by
-    /// `init`) and its poll handle; Err(libuv's code) when there is none.
+    /// `init`), watched in the engine's epoll; Err(libuv's code) when it can't be.
     fn register(&mut self, fd: c_int, cfg: &ConnConfig, init: impl FnOnce(&mut Conn)) -> Result<&'static mut Conn, c_int> {
         let (receiver, encoder) = cfg.codec();
         let id = self.next_id;
