@@ -413,11 +413,12 @@ impl Conn {
             // Gone before the head was in: nothing to tell anyone.
             return (if reading_head { Io::Done } else { Io::Open }, None);
         }
+        let e = errno();
         if buf.is_empty() {
             // Nothing yet: no buffer held while waiting.
             *buf = Vec::new();
         }
-        match errno() {
+        match e {
             libc::EAGAIN | libc::EINTR => (Io::Open, None),
             e => (Io::Failed(e), None),
         }

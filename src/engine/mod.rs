@@ -501,7 +501,13 @@ impl Engine {
         if events & uv::WRITABLE != 0 {
             bits |= libc::EPOLLOUT as u32;
         }
-        syscall::epoll_ctl(ep, op, c.fd, bits, c as *mut Conn as u64).map_err(|e| -e)?;
+        let done = syscall::epoll_ctl(ep, op, c.fd, bits, c as *mut Conn as u64);
+        // A watch that can't be removed is not there (the fd is gone): the
+        // connection counts as unwatched all the same, or the engine's poll
+        // would keep the loop alive for it.
+        if op != libc::EPOLL_CTL_DEL {
+            done.map_err(|e| -e)?;
+        }
         let before = self.watched;
         if c.poll_events == 0 {
             self.watched += 1;
@@ -980,8 +986,8 @@ impl Engine {
         }
     }
 
-    /// Closes the socket; libuv's close callback frees the handle, closes
-    /// the fd and drops the connection.
+    /// Closes the socket: its fd goes now, the connection in the loop
+    /// turn's close phase (`on_conns_closed`).
     fn close_conn(&mut self, c: &mut Conn, errno: i32) {
         let reason = c.fail_reason();
         self.close_conn_as(c, errno, reason);
