@@ -196,9 +196,14 @@ describe('hostile peers', () => {
       const counts = {};
       for (const { outcome } of first) counts[outcome] = (counts[outcome] || 0) + 1;
       const during = await ask('now');
-      await Promise.all(first.map(({ ws }) => (ws.readyState === 3 ? null : new Promise((resolve) => ws.on('close', resolve).close()))));
+      const closeAll = (clients) => Promise.all(clients.map(({ ws }) => (ws.readyState === 3 ? null : new Promise((resolve) => ws.on('close', resolve).close()))));
+      await closeAll(first);
+      // A client's 'close' can come before the server has closed its end
+      // (it closes on the client's FIN): wait until it has let go of every
+      // fd before the next round, which otherwise may meet EMFILE still.
+      await ask('idle');
       const again = await Promise.all(Array.from({ length: 5 }, (_, i) => connect(1000 + i)));
-      await Promise.all(again.map(({ ws }) => new Promise((resolve) => ws.on('close', resolve).close())));
+      await closeAll(again);
       const settled = await ask('idle');
       // One client at a time, each upgraded before the next arrives, until
       // one is refused: as many as ws.
@@ -209,7 +214,7 @@ describe('hostile peers', () => {
         if (r.outcome !== 'echo') break;
       }
       const sequential = held.filter((r) => r.outcome === 'echo').length;
-      await Promise.all(held.map(({ ws }) => (ws.readyState === 3 ? null : new Promise((resolve) => ws.on('close', resolve).close()))));
+      await closeAll(held);
       if (sequential === held.length) assert.fail(`${impl}: 100 clients one at a time were all served under a limit of 100 fds`);
       const after = await ask('idle');
       counts.sequential = sequential;
