@@ -767,6 +767,54 @@ describe('Class: WebSocket', () => {
     });
   });
 
+  it("Event: 'message' goes through emit(): a patched emit, once(), and captureRejections", T, async () => {
+    // ws emits 'message' with EventEmitter's emit(): a wrapped emit sees it,
+    // and an async listener's rejection reaches 'error' (or the socket's
+    // Symbol.for('nodejs.rejection') method) once rejections are captured.
+    const EventEmitter = require('events');
+    await same(async (W, log) => {
+      for (const tls of [false, true]) {
+        const c = await connect(W, 'server', { tls });
+        try {
+          const ws = c.server;
+          ws.emit = function (name, ...args) {
+            if (name === 'message') log.push([tls, 'emit', name, args[0].toString(), args[1]]);
+            return EventEmitter.prototype.emit.call(this, name, ...args);
+          };
+          const first = new Promise((resolve) => ws.once('message', (data) => resolve(data.toString())));
+          c.client.send('one');
+          log.push([tls, 'once', await first, ws.listenerCount('message')]);
+          delete ws.emit;
+          const two = messages(ws, 1);
+          c.client.send('two');
+          log.push([tls, 'plain', (await two)[0][0].toString()]);
+        } finally {
+          await c.done();
+        }
+        // Sockets made while captureRejections is on capture.
+        EventEmitter.captureRejections = true;
+        let capturing;
+        try {
+          capturing = await connect(W, 'server', { tls });
+        } finally {
+          EventEmitter.captureRejections = false;
+        }
+        try {
+          const ws = capturing.server;
+          const rejected = once(ws, 'error');
+          ws.on('message', async (data) => {
+            throw new Error(`rejected ${data}`);
+          });
+          capturing.client.send('three');
+          const [err] = await rejected;
+          log.push([tls, 'captured', err.message]);
+        } finally {
+          await capturing.done();
+        }
+      }
+    });
+  });
+
   it("Event: 'ping' and 'pong': data is a Buffer", T, async () => {
     await same(async (W, log) => {
       const c = await connect(W, 'client');

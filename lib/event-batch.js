@@ -28,8 +28,13 @@ const EV = {
   BIG: 0x80
 };
 
-function payload(word, a, b, arena, bigs) {
-  return word & EV.BIG ? bigs[a] : new FastBuffer(arena.buffer, arena.byteOffset + a, b);
+/**
+ * A record's payload: a big one by its index in `bigs`, else a view of the
+ * arena, which starts at `base` in the ArrayBuffer `ab` (read once per
+ * batch by the caller: a typed array's `buffer` getter is a call into C++).
+ */
+function payload(word, a, b, ab, base, bigs) {
+  return word & EV.BIG ? bigs[a] : new FastBuffer(ab, base + a, b);
 }
 
 const CODES = require('./binding').errorCodes();
@@ -53,25 +58,25 @@ function protocolError(extra, message) {
  * Delivers one frame-level record to `ws`. Returns false for the records
  * that are the transport's business (ACK, EOF, CLOSED).
  */
-function deliverFrame(ws, word, a, b, arena, bigs) {
+function deliverFrame(ws, word, a, b, ab, base, bigs) {
   switch (word & 0x7f) {
     case EV.TEXT:
-      ws._onMessage(payload(word, a, b, arena, bigs), false);
+      ws._onMessage(payload(word, a, b, ab, base, bigs), false);
       return true;
     case EV.BINARY:
-      ws._onMessage(payload(word, a, b, arena, bigs), true);
+      ws._onMessage(payload(word, a, b, ab, base, bigs), true);
       return true;
     case EV.PING:
-      ws._onPing(Buffer.from(payload(word, a, b, arena, bigs)));
+      ws._onPing(Buffer.from(payload(word, a, b, ab, base, bigs)));
       return true;
     case EV.PONG:
-      ws._onPong(Buffer.from(payload(word, a, b, arena, bigs)));
+      ws._onPong(Buffer.from(payload(word, a, b, ab, base, bigs)));
       return true;
     case EV.CLOSE_FRAME:
-      ws._onConclude(word >>> 8, Buffer.from(payload(word, a, b, arena, bigs)));
+      ws._onConclude(word >>> 8, Buffer.from(payload(word, a, b, ab, base, bigs)));
       return true;
     case EV.ERROR:
-      ws._onProtocolError(protocolError(word >>> 8, payload(word, a, b, arena, bigs).toString()));
+      ws._onProtocolError(protocolError(word >>> 8, payload(word, a, b, ab, base, bigs).toString()));
       return true;
     default:
       return false;

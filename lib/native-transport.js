@@ -67,6 +67,9 @@ function onHandleClosed(id) {
 // left to deliver.
 let tape = null;
 let arena = null;
+// The arena's ArrayBuffer and where the arena starts in it.
+let arenaBuffer = null;
+let arenaBase = 0;
 let bigs = null;
 let pos = 0;
 let clean = false;
@@ -81,8 +84,17 @@ let clean = false;
 function onBatch(pool, at, words, arenaLength, ar, bg, isClean) {
   if (pool !== undefined) {
     const start = pool.byteOffset + at;
-    tape = new Uint32Array(pool.buffer, start, words);
-    arena = ar !== undefined ? ar : new FastBuffer(pool.buffer, start + words * 4, arenaLength);
+    const buffer = pool.buffer;
+    tape = new Uint32Array(buffer, start, words);
+    if (ar !== undefined) {
+      arena = ar;
+      arenaBuffer = ar.buffer;
+      arenaBase = ar.byteOffset;
+    } else {
+      arenaBuffer = buffer;
+      arenaBase = start + words * 4;
+      arena = new FastBuffer(arenaBuffer, arenaBase, arenaLength);
+    }
     bigs = bg;
     pos = 0;
     clean = isClean;
@@ -95,7 +107,7 @@ function onBatch(pool, at, words, arenaLength, ar, bg, isClean) {
   } finally {
     sendTape.batchDone();
   }
-  tape = arena = bigs = null;
+  tape = arena = arenaBuffer = bigs = null;
 }
 
 function deliver() {
@@ -116,7 +128,7 @@ function deliver() {
       continue;
     }
     if (tr.timed) tr.socket._unrefTimer();
-    if (deliverFrame(tr.ws, word, a, b, arena, bigs)) continue;
+    if (deliverFrame(tr.ws, word, a, b, arenaBuffer, arenaBase, bigs)) continue;
     switch (word & 0x7f) {
       case EV.ACK:
         tr._ack(a, b, word >>> 8);

@@ -357,10 +357,12 @@ function onData(chunk) {
   }
   const words = code >>> 1;
   const bigs = code & 1 ? streamTakeBigs(tr.core) : undefined;
+  const buffer = chunk.buffer;
+  const base = chunk.byteOffset;
   tr.feeding = true;
   try {
     for (let i = 0; i < words; i += 4) {
-      deliverFrame(tr.ws, tape[i], tape[i + 2], tape[i + 3], chunk, bigs);
+      deliverFrame(tr.ws, tape[i], tape[i + 2], tape[i + 3], buffer, base, bigs);
     }
   } finally {
     tr.feeding = nested;

@@ -35,6 +35,10 @@ const { isBlob, isValidStatusCode } = require('./validation');
 
 /** The extensions of a connection that negotiated none (shared, so frozen). */
 const NO_EXTENSIONS = Object.freeze({});
+// EventEmitter's own emit, and the per-emitter flag of captureRejections
+// (undefined on a Node that names it otherwise: then emit() always runs).
+const emit = EventEmitter.prototype.emit;
+const kCapture = Object.getOwnPropertySymbols(EventEmitter.prototype).find((s) => s.description === 'kCapture');
 
 const READY_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
 const [CONNECTING, OPEN, CLOSING, CLOSED] = [0, 1, 2, 3];
@@ -511,8 +515,23 @@ class WebSocket extends EventEmitter {
 
   _onMessage(data, isBinary) {
     if (isBinary) data = this._binaryData(data);
-    if (this._allowSynchronousEvents) this.emit('message', data, isBinary);
-    else this._inOrder(true, () => this.emit('message', data, isBinary));
+    if (this._allowSynchronousEvents) this._emitMessage(data, isBinary);
+    else this._inOrder(true, () => this._emitMessage(data, isBinary));
+  }
+
+  /**
+   * emit('message'). A lone listener is called as emit() would call it, but
+   * without emit()'s rest array and its keyed lookup: only while emit() is
+   * EventEmitter's own (not patched, wrapped or spied on) and the socket
+   * does not capture rejections.
+   */
+  _emitMessage(data, isBinary) {
+    const listener = this._events.message;
+    if (typeof listener === 'function' && this.emit === emit && kCapture !== undefined && this[kCapture] === false) {
+      listener.call(this, data, isBinary);
+    } else {
+      this.emit('message', data, isBinary);
+    }
   }
 
   _binaryData(buf) {
