@@ -10,7 +10,7 @@ const assert = require('assert');
 const { describe } = require('node:test');
 const { once } = require('events');
 
-const { IMPLS, closeServer, it, parseFrames, sameForBoth, startServer, serverUrl, track } = require('./helpers');
+const { IMPLS, MASK, closeServer, frame, it, parseFrames, sameForBoth, startServer, serverUrl, track } = require('./helpers');
 
 /** Every kind of send, from one 'message' listener. */
 function burst(ws) {
@@ -150,5 +150,63 @@ describe('send tape', () => {
       // Each client's own events, in order (clients interleave freely).
       log.sort((a, b) => a[0] - b[0]);
     });
+  });
+});
+
+describe("the stream transport's runs", () => {
+  it('answers each TLS record of messages with one write, across the end of its frame pool', async () => {
+    // The frames sent while a chunk's messages are delivered are one write.
+    // 16 frames of 1000 bytes a record cross the transport's 64 KiB pool
+    // every few records; the run so far moves to the new pool with them.
+    const tls = require('tls');
+    const crypto = require('crypto');
+    const wss = await startServer('native', {}, { tls: true });
+    let writes = 0;
+    wss.on('connection', (ws) => {
+      const write = ws._socket.write;
+      ws._socket.write = function () {
+        writes++;
+        return write.apply(this, arguments);
+      };
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+    const sock = track(tls.connect({ port: wss._testServer.address().port, host: '127.0.0.1', rejectUnauthorized: false }));
+    try {
+      await once(sock, 'secureConnect');
+      sock.write(
+        'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+      );
+      // Resolves once `bytes` have come after the 101; with what came.
+      let data = Buffer.alloc(0);
+      let waiter = null;
+      const check = () => {
+        const end = data.indexOf('\r\n\r\n');
+        if (waiter && end !== -1 && data.length - end - 4 >= waiter.bytes) waiter.resolve(data.subarray(end + 4));
+      };
+      sock.on('data', (d) => {
+        data = Buffer.concat([data, d]);
+        check();
+      });
+      const after = (bytes) => new Promise((resolve) => {
+        waiter = { bytes, resolve };
+        check();
+      });
+      await after(0);
+      const rounds = 24;
+      const record = Buffer.concat(Array.from({ length: 16 }, (_, i) => frame(2, Buffer.alloc(1000, i), { mask: MASK })));
+      const reply = 16 * (1000 + 4);
+      for (let r = 1; r <= rounds; r++) {
+        // Each round after the last one's replies: the server reads every
+        // record as a chunk of its own.
+        sock.write(record);
+        const frames = parseFrames(await after(r * reply));
+        assert.strictEqual(frames.length, r * 16);
+      }
+      assert.strictEqual(writes, rounds);
+    } finally {
+      sock.destroy();
+      await closeServer(wss);
+    }
   });
 });

@@ -221,6 +221,12 @@ class NativeTransport {
     this.closed = false;
     // Compressed sends wait behind one another: none go on the send tape.
     if (ws._extensions['permessage-deflate'] !== undefined) this.plain = false;
+    // The send tape's (lib/send-tape.js): the batch its count is of, and the
+    // bytes this connection put on the tape in it. Own from the start, so a
+    // transport keeps its map at its first send and the loads of the batch
+    // loop stay monomorphic.
+    this.tapeTurn = 0;
+    this.tapeBytes = 0;
     // The rest starts as the prototype's defaults (after the class).
   }
 
@@ -492,11 +498,7 @@ Object.assign(NativeTransport.prototype, {
   /** Connections on the engine are topic members there (topics.js). */
   native: true,
   /** Without permessage-deflate: sends may go on the send tape. */
-  plain: true,
-  /** The batch of the send tape's count below (lib/send-tape.js). */
-  tapeTurn: 0,
-  /** Bytes this connection put on the send tape in that batch. */
-  tapeBytes: 0
+  plain: true
 });
 
 function topicJoin(id, topic) {

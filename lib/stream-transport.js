@@ -35,6 +35,13 @@ const POOL_SIZE = 64 * 1024;
 const SMALL_FRAME = POOL_SIZE / 4;
 let pool = Buffer.allocUnsafeSlow(POOL_SIZE);
 let poolOffset = 0;
+// The transport whose run (see StreamTransport#run) may end the pool: when
+// the pool is full, up to CARRY bytes of that run move to the new pool, so
+// that what a chunk is answered with stays one write (a write more splits
+// a peer's burst of messages in two for good, when it sends in reply to
+// what it receives).
+let lastRun = null;
+const CARRY = POOL_SIZE / 4;
 
 /**
  * Frames `data` with `core` at the end of the pool (a new pool when it is
@@ -46,7 +53,7 @@ function framePooled(core, data, opcode, flags, key) {
   if (n < 0) {
     n = -n;
     newPool();
-    streamTakeFrame(core, pool, 0);
+    streamTakeFrame(core, pool, poolOffset);
   }
   poolOffset += n;
   return n;
@@ -70,8 +77,17 @@ function framePlain(data, opcode) {
 }
 
 function newPool() {
+  const old = pool;
+  const end = poolOffset;
   pool = Buffer.allocUnsafeSlow(POOL_SIZE);
   poolOffset = 0;
+  const tr = lastRun;
+  if (tr !== null && tr.run === old && tr.runEnd === end && end - tr.runStart <= CARRY) {
+    pool.set(old.subarray(tr.runStart, end));
+    tr.run = pool;
+    tr.runEnd = poolOffset = end - tr.runStart;
+    tr.runStart = 0;
+  }
 }
 
 /** Whether `data` may be framed in the pool: not too big to copy. */
@@ -192,6 +208,7 @@ class StreamTransport {
       this.runHead = cb && this.socket.writableLength === 0 ? poolOffset - start : 0;
     }
     this.runEnd = poolOffset;
+    lastRun = this;
     if (cb) {
       if (this.runCallbacks === null) this.runCallbacks = [cb];
       else this.runCallbacks.push(cb);
@@ -204,6 +221,7 @@ class StreamTransport {
     if (run === null) return;
     const cbs = this.runCallbacks;
     this.run = null;
+    if (lastRun === this) lastRun = null;
     this.runCallbacks = null;
     const tail = this.runHead > 0 ? this.runEnd - this.runStart - this.runHead : 0;
     this.socket.write(run.subarray(this.runStart, this.runEnd), cbs === null ? undefined : callbacks(this, cbs, tail));
