@@ -313,6 +313,16 @@ function parseFrames(buf) {
   return frames;
 }
 
+/** An opening handshake request with a fresh key, as a raw client writes it. */
+function upgradeRequest({ extensions } = {}) {
+  return (
+    'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+    (extensions ? `Sec-WebSocket-Extensions: ${extensions}\r\n` : '') +
+    '\r\n'
+  );
+}
+
 /**
  * A raw client: does the opening handshake by hand, then sends `bytes`.
  * Ends its side when the server ends. Resolves with what the server sent
@@ -321,13 +331,7 @@ function parseFrames(buf) {
 async function rawClient(port, bytes, { extensions, onOpen } = {}) {
   const sock = track(net.connect(port, '127.0.0.1'));
   await once(sock, 'connect');
-  const key = crypto.randomBytes(16).toString('base64');
-  sock.write(
-    'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
-      (extensions ? `Sec-WebSocket-Extensions: ${extensions}\r\n` : '') +
-      '\r\n'
-  );
+  sock.write(upgradeRequest({ extensions }));
   let data = Buffer.alloc(0);
   let headerEnd = -1;
   sock.on('data', (d) => {
@@ -461,5 +465,6 @@ module.exports = {
   TIMEOUT,
   track,
   turns,
+  upgradeRequest,
   waitFor
 };

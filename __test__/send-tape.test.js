@@ -7,10 +7,11 @@
 // order.
 
 const assert = require('assert');
+const tls = require('tls');
 const { describe } = require('node:test');
 const { once } = require('events');
 
-const { IMPLS, MASK, closeServer, frame, it, parseFrames, sameForBoth, startServer, serverUrl, track } = require('./helpers');
+const { IMPLS, MASK, closeServer, frame, it, parseFrames, sameForBoth, startServer, serverUrl, track, upgradeRequest } = require('./helpers');
 
 /** Every kind of send, from one 'message' listener. */
 function burst(ws) {
@@ -158,8 +159,6 @@ describe("the stream transport's runs", () => {
     // The frames sent while a chunk's messages are delivered are one write.
     // 16 frames of 1000 bytes a record cross the transport's 64 KiB pool
     // every few records; the run so far moves to the new pool with them.
-    const tls = require('tls');
-    const crypto = require('crypto');
     const wss = await startServer('native', {}, { tls: true });
     let writes = 0;
     wss.on('connection', (ws) => {
@@ -173,10 +172,7 @@ describe("the stream transport's runs", () => {
     const sock = track(tls.connect({ port: wss._testServer.address().port, host: '127.0.0.1', rejectUnauthorized: false }));
     try {
       await once(sock, 'secureConnect');
-      sock.write(
-        'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
-      );
+      sock.write(upgradeRequest());
       // Resolves once `bytes` have come after the 101; with what came.
       let data = Buffer.alloc(0);
       let waiter = null;
