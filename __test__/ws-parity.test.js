@@ -550,6 +550,38 @@ describe('Class: WebSocketServer', () => {
       });
     });
   });
+
+  it('options.perMessageDeflate.zlibDeflateOptions: level, memLevel and strategy reach the compressor', T, async () => {
+    // The compressed bytes come from different zlibs, so the log holds what
+    // each option must do to them whatever the zlib: level 0 stores, Huffman
+    // only finds no repeats, and memLevel 1's small blocks cost more than
+    // memLevel 9's; and every message inflates back.
+    const zlib = require('zlib');
+    const text = JSON.stringify(Array.from({ length: 300 }, (_, i) => ({ id: i, name: `user ${i % 41}`, online: i % 3 === 0 })));
+    await same(async (W, log) => {
+      const sizes = {};
+      for (const [name, zlibDeflateOptions] of Object.entries({
+        default: {},
+        level0: { level: 0 },
+        huffman: { strategy: zlib.constants.Z_HUFFMAN_ONLY },
+        mem1: { memLevel: 1 },
+        mem9: { memLevel: 9 }
+      })) {
+        const wss = new W.WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: { zlibDeflateOptions } });
+        try {
+          await once(wss, 'listening');
+          wss.on('connection', (ws) => ws.send(text, () => ws.terminate()));
+          const frames = await rawClient(wss.address().port, null, { extensions: 'permessage-deflate' });
+          const data = Buffer.from(frames[0].payload, 'hex');
+          log.push([name, frames[0].rsv, zlib.inflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString() === text]);
+          sizes[name] = data.length;
+        } finally {
+          await new Promise((resolve) => wss.close(resolve));
+        }
+      }
+      log.push(['stored', sizes.level0 > text.length, 'huffman', sizes.huffman > 3 * sizes.default, 'memLevel', sizes.mem1 > sizes.mem9]);
+    });
+  });
 });
 
 // ---------------------------------------------------------------------------

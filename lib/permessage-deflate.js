@@ -134,7 +134,8 @@ class PerMessageDeflate {
 
   /**
    * The negotiated parameters as the Rust engine takes them:
-   * [inflateBits, inflateNoContext, deflateBits, deflateNoContext, level, threshold].
+   * [inflateBits, inflateNoContext, deflateBits, deflateNoContext, level,
+   * threshold, memLevel, strategy] (-1: zlib's default).
    */
   engineConfig() {
     const p = this.params || {};
@@ -142,13 +143,16 @@ class PerMessageDeflate {
     const self = this._isServer ? 'server' : 'client';
     const bits = (v) => (typeof v === 'number' ? v : 15);
     const zlib = this._options.zlibDeflateOptions || {};
+    const option = (v) => (typeof v === 'number' ? v : -1);
     return [
       bits(p[`${peer}_max_window_bits`]),
       p[`${peer}_no_context_takeover`] ? 1 : 0,
       bits(p[`${self}_max_window_bits`]),
       p[`${self}_no_context_takeover`] ? 1 : 0,
-      typeof zlib.level === 'number' ? zlib.level : -1,
-      this._threshold
+      option(zlib.level),
+      this._threshold,
+      option(zlib.memLevel),
+      option(zlib.strategy)
     ];
   }
 }

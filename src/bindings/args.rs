@@ -5,6 +5,7 @@ use std::ptr::null_mut;
 use napi::bindgen_prelude::*;
 use napi::sys;
 
+use crate::core::deflate::Params;
 use crate::core::receiver::ReceiverConfig;
 use crate::engine::{Ack, ConnConfig, DeflateConfig, Masking, Sent};
 
@@ -133,9 +134,8 @@ pub fn conn_config(is_server: bool, limits: &[f64], deflate: Option<&[f64]>) -> 
         deflate: deflate.map(|d| DeflateConfig {
             inflate_window_bits: num(d, 0) as u8,
             inflate_no_context_takeover: num(d, 1) != 0.0,
-            deflate_window_bits: num(d, 2) as u8,
             deflate_no_context_takeover: num(d, 3) != 0.0,
-            level: num(d, 4) as i32,
+            deflate_params: Params::new(num(d, 2) as u8, num(d, 4) as i32, num(d, 6) as i32, num(d, 7) as i32),
             threshold: num(d, 5).max(0.0) as usize,
         }),
     }

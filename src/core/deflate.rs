@@ -2,7 +2,8 @@
 //! Negotiation of the parameters happens in the JS handshake code; this module
 //! only applies them.
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
+use zlib_rs::{DeflateFlush, Strategy};
 
 use super::error::WsError;
 
@@ -88,29 +89,63 @@ impl Inflater {
     }
 }
 
+/// What makes a deflater's bytes: deflaters alike in these make the same
+/// bytes of a message with no context before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    pub window_bits: u8,
+    pub level: u8,
+    pub mem_level: u8,
+    pub strategy: u8,
+}
+
+/// The block size ws-native's deflaters use where `zlibDeflateOptions`
+/// name no `memLevel`: 4,096 symbols (zlib's default, 8, holds 16,384).
+/// zlib-rs clears its whole symbol buffer for every block, and with a sync
+/// flush per message that is every message: 12 KiB here against 48. Its
+/// hash table does not depend on memLevel, so a message of up to 4,095
+/// symbols (a 4 KiB JSON message makes about 1,000) compresses to the
+/// same bytes; a bigger one is split into more blocks.
+const MEM_LEVEL: u8 = 6;
+
+impl Params {
+    /// zlib's options as ws takes them from `zlibDeflateOptions`: anything
+    /// outside zlib's ranges means zlib's default (level 6, the default
+    /// strategy), and memLevel ws-native's (`MEM_LEVEL`).
+    pub fn new(window_bits: u8, level: i32, mem_level: i32, strategy: i32) -> Self {
+        let pick = |v: i32, range: std::ops::RangeInclusive<i32>, default: u8| if range.contains(&v) { v as u8 } else { default };
+        Params {
+            window_bits: window(window_bits),
+            level: pick(level, 0..=9, 6),
+            mem_level: pick(mem_level, 1..=9, MEM_LEVEL),
+            strategy: pick(strategy, 0..=4, 0),
+        }
+    }
+
+    fn config(self) -> zlib_rs::DeflateConfig {
+        zlib_rs::DeflateConfig {
+            window_bits: i32::from(self.window_bits).wrapping_neg(),
+            level: i32::from(self.level),
+            mem_level: i32::from(self.mem_level),
+            strategy: Strategy::try_from(i32::from(self.strategy)).unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+}
+
 pub struct Deflater {
-    z: Compress,
-    window_bits: u8,
-    level: u32,
+    z: zlib_rs::Deflate,
+    params: Params,
     no_context_takeover: bool,
 }
 
 impl Deflater {
-    /// `level` is zlib's 0..=9; anything else means zlib's default (6).
-    pub fn new(window_bits: u8, no_context_takeover: bool, level: i32) -> Self {
-        let level = if (0..=9).contains(&level) { level as u32 } else { 6 };
-        Deflater {
-            z: Compress::new_with_window_bits(Compression::new(level), false, window(window_bits)),
-            window_bits,
-            level,
-            no_context_takeover,
-        }
+    pub fn new(params: Params, no_context_takeover: bool) -> Self {
+        Deflater { z: zlib_rs::Deflate::new_with_config(params.config()), params, no_context_takeover }
     }
 
-    /// `(window bits, level, no context takeover)`: deflaters alike in
-    /// these make the same bytes of a message with no context before it.
-    pub fn params(&self) -> (u8, u32, bool) {
-        (self.window_bits, self.level, self.no_context_takeover)
+    pub fn params(&self) -> (Params, bool) {
+        (self.params, self.no_context_takeover)
     }
 
     /// Compresses one fragment, appending to `out`. The last fragment of a
@@ -120,19 +155,11 @@ impl Deflater {
         if input.is_empty() {
             // zlib refuses a second sync flush in a row with no input between;
             // a no-op write in between makes it emit the empty block ws sends.
-            out.reserve(OUT_CHUNK);
-            let _ = self.z.compress_vec(&[], out, FlushCompress::None);
+            self.step(&[], out, DeflateFlush::NoFlush);
         }
-        loop {
-            if out.capacity().saturating_sub(out.len()) < 64 {
-                out.reserve((input.len() / 2).clamp(OUT_CHUNK, MAX_OUT_CHUNK));
-            }
-            let in0 = self.z.total_in();
-            if self.z.compress_vec(input, out, FlushCompress::Sync).is_err() {
-                break;
-            }
-            input = input.get(self.z.total_in().saturating_sub(in0) as usize..).unwrap_or_default();
-            if input.is_empty() && out.len() < out.capacity() {
+        while let Some((consumed, full)) = self.step(input, out, DeflateFlush::SyncFlush) {
+            input = input.get(consumed..).unwrap_or_default();
+            if input.is_empty() && !full {
                 break;
             }
         }
@@ -144,6 +171,22 @@ impl Deflater {
                 self.z.reset();
             }
         }
+    }
+
+    /// One call into zlib with room for about half the input again at the
+    /// end of `out` (zeroed first: a guess, not `out`'s whole capacity, so a
+    /// message that compresses well costs little): the input consumed, and
+    /// whether the room ran out; None on zlib's error.
+    fn step(&mut self, input: &[u8], out: &mut Vec<u8>, flush: DeflateFlush) -> Option<(usize, bool)> {
+        let len = out.len();
+        let room = (input.len() / 2).saturating_add(256).min(MAX_OUT_CHUNK);
+        out.resize(len.saturating_add(room), 0);
+        let (in0, out0) = (self.z.total_in(), self.z.total_out());
+        let done = self.z.compress(input, out.get_mut(len..).unwrap_or_default(), flush);
+        let produced = self.z.total_out().saturating_sub(out0) as usize;
+        out.truncate(len.saturating_add(produced));
+        done.ok()?;
+        Some((self.z.total_in().saturating_sub(in0) as usize, produced == room))
     }
 }
 
@@ -223,7 +266,7 @@ mod tests {
     use super::*;
 
     fn round_trip(msgs: &[&[u8]], bits: u8, nct: bool) {
-        let mut d = Deflater::new(bits, nct, -1);
+        let mut d = Deflater::new(Params::new(bits, -1, -1, -1), nct);
         let mut i = Inflater::new(bits, nct);
         for m in msgs {
             let mut wire = vec![];
@@ -259,8 +302,24 @@ mod tests {
     }
 
     #[test]
+    fn the_default_mem_level_changes_no_byte_of_a_5_kb_json_message() {
+        let msg: String = (0..60).map(|i| format!("{{\"id\":{i},\"user\":\"user{}\",\"score\":{}}},", i * 7919 % 1013, i * i % 997)).collect();
+        let msg = msg.repeat(2).into_bytes();
+        let mut ours = (Deflater::new(Params::new(15, -1, -1, -1), false), vec![]);
+        let mut zlibs = (Deflater::new(Params::new(15, -1, 8, -1), false), vec![]);
+        for _ in 0..3 {
+            for (d, out) in [&mut ours, &mut zlibs] {
+                out.clear();
+                d.deflate(&msg, true, out);
+            }
+            assert_eq!(ours.1, zlibs.1);
+        }
+        assert_eq!(ours.0.params().0.mem_level, MEM_LEVEL);
+    }
+
+    #[test]
     fn empty_message_compresses_to_one_zero_byte() {
-        let mut d = Deflater::new(15, false, -1);
+        let mut d = Deflater::new(Params::new(15, -1, -1, -1), false);
         let mut wire = vec![];
         d.deflate(b"", true, &mut wire);
         assert_eq!(wire, vec![0x00]);
@@ -270,7 +329,7 @@ mod tests {
     fn bomb_never_grows_past_limit() {
         // Miri interprets every instruction: a smaller bomb there.
         let zeros = vec![0u8; if cfg!(miri) { 32 * 1024 } else { 10 * 1024 * 1024 }];
-        let mut d = Deflater::new(15, false, 9);
+        let mut d = Deflater::new(Params::new(15, 9, -1, -1), false);
         let mut wire = vec![];
         d.deflate(&zeros, true, &mut wire);
         assert!(wire.len() < 20_000);
@@ -292,14 +351,14 @@ mod tests {
     fn jobs_match_inline_results() {
         let msg = b"{\"a\":[1,2,3],\"b\":\"hello hello hello\"}".repeat(50);
         let mut inline = vec![];
-        Deflater::new(15, false, -1).deflate(&msg, true, &mut inline);
-        let done = DeflateJob { deflater: Box::new(Deflater::new(15, false, -1)), input: msg.clone(), fin: true }.run();
+        Deflater::new(Params::new(15, -1, -1, -1), false).deflate(&msg, true, &mut inline);
+        let done = DeflateJob { deflater: Box::new(Deflater::new(Params::new(15, -1, -1, -1), false)), input: msg.clone(), fin: true }.run();
         assert_eq!(done.output, inline);
         let job = |limit, input: &[u8]| InflateJob { inflater: Box::new(Inflater::new(15, false)), input: input.to_vec(), text: true, limit, check_utf8: true }.run();
         assert_eq!(job(0, &inline).result.unwrap(), msg);
         assert_eq!(job(10, &inline).result.unwrap_err(), WsError::MaxPayloadExceeded);
         let mut bad = vec![];
-        Deflater::new(15, false, -1).deflate(&[0xff, 0xfe], true, &mut bad);
+        Deflater::new(Params::new(15, -1, -1, -1), false).deflate(&[0xff, 0xfe], true, &mut bad);
         assert_eq!(job(0, &bad).result.unwrap_err(), WsError::InvalidUtf8);
     }
 }

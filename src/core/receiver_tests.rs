@@ -1,5 +1,5 @@
 use super::*;
-use crate::core::deflate::Deflater;
+use crate::core::deflate::{Deflater, Params};
 use crate::core::frame::{write_frame, OP_BINARY, OP_PONG};
 
 #[derive(Debug, PartialEq, Eq)]
@@ -87,7 +87,7 @@ fn run_offloaded(r: &mut Receiver, wire: &[u8], step: usize) -> (Vec<Ev>, Option
 fn offloaded_inflate_matches_inline_at_every_split() {
     let big = "{\"k\": \"välue\"}".repeat(400);
     let bin: Vec<u8> = (0..5000u32).map(|i| (i * i % 251) as u8).collect();
-    let mut d = Deflater::new(15, false, -1);
+    let mut d = Deflater::new(Params::new(15, -1, -1, -1), false);
     let mut wire = vec![];
     for (op, payload) in [(OP_TEXT, big.as_bytes()), (OP_PING, &b"p"[..]), (OP_TEXT, b"small"), (OP_BINARY, &bin)] {
         if op == OP_PING {
@@ -230,7 +230,7 @@ fn max_fragments_and_buffered_chunks() {
 
 #[test]
 fn compressed_messages_whole_and_fragmented() {
-    let mut d = Deflater::new(15, false, -1);
+    let mut d = Deflater::new(Params::new(15, -1, -1, -1), false);
     let mut wire = vec![];
     let mut z = vec![];
     d.deflate(b"Hello compressed world", true, &mut z);
@@ -259,7 +259,7 @@ fn compressed_messages_whole_and_fragmented() {
 
 #[test]
 fn compressed_bomb_is_stopped_at_max_payload() {
-    let mut d = Deflater::new(15, false, 9);
+    let mut d = Deflater::new(Params::new(15, 9, -1, -1), false);
     let mut z = vec![];
     // Miri interprets every instruction: a smaller bomb there.
     let (size, limit) = if cfg!(miri) { (32 << 10, 8 << 10) } else { (5 << 20, 1 << 20) };

@@ -1,7 +1,7 @@
 //! Outgoing frames: data messages (whole or fragmented, compressed or not)
 //! and control frames, with ws's rules for when a message is compressed.
 
-use super::deflate::Deflater;
+use super::deflate::{Deflater, Params};
 use super::frame::{write_frame, write_header, OP_CONTINUATION};
 
 /// What a data frame is, apart from its payload.
@@ -19,8 +19,8 @@ pub enum Shared {
     /// Uncompressed: the same frame for everyone.
     Plain,
     /// Compressed with no context: the same frame for every connection
-    /// with these deflate parameters (window bits, level).
-    Deflated(u8, u32),
+    /// with these deflate parameters.
+    Deflated(Params),
     /// Compressed with this connection's context: its own frame.
     Own,
 }
@@ -29,7 +29,7 @@ pub struct Encoder {
     /// Boxed: most connections have none, and an idle one should stay small.
     deflater: Option<Box<Deflater>>,
     /// The deflater's parameters, also while it is away compressing.
-    params: Option<(u8, u32, bool)>,
+    params: Option<(Params, bool)>,
     /// Smallest message to compress; ws applies it only when our side
     /// negotiated no_context_takeover.
     threshold: Option<usize>,
@@ -51,9 +51,9 @@ impl Encoder {
             return Shared::Own;
         }
         match self.params {
-            Some((window, level, no_context)) if compress && self.threshold.is_none_or(|t| len >= t) => {
+            Some((params, no_context)) if compress && self.threshold.is_none_or(|t| len >= t) => {
                 if no_context {
-                    Shared::Deflated(window, level)
+                    Shared::Deflated(params)
                 } else {
                     Shared::Own
                 }
@@ -165,18 +165,18 @@ mod tests {
         assert!(e.data_header(&mut out, 3, OP_BINARY, false, false));
         e.data(&mut out, b"x", OP_BINARY, true, false, None);
         assert_eq!(out, vec![0x02, 3, 0x80, 1, b'x']);
-        let mut z = Encoder::new(Some(Deflater::new(15, false, -1)), None);
+        let mut z = Encoder::new(Some(Deflater::new(Params::new(15, -1, -1, -1), false)), None);
         assert!(!z.data_header(&mut out, 3, OP_BINARY, true, true));
         assert!(z.data_header(&mut out, 3, OP_BINARY, true, false));
     }
 
     #[test]
     fn compression_threshold_applies_only_without_context_takeover() {
-        let mut e = Encoder::new(Some(Deflater::new(15, false, -1)), None);
+        let mut e = Encoder::new(Some(Deflater::new(Params::new(15, -1, -1, -1), false)), None);
         let mut out = vec![];
         e.data(&mut out, b"tiny", OP_TEXT, true, true, None);
         assert_eq!(out[0], 0xc1);
-        let mut e = Encoder::new(Some(Deflater::new(15, true, -1)), Some(1024));
+        let mut e = Encoder::new(Some(Deflater::new(Params::new(15, -1, -1, -1), true)), Some(1024));
         let mut out = vec![];
         e.data(&mut out, b"tiny", OP_TEXT, true, true, None);
         assert_eq!(out, vec![0x81, 4, b't', b'i', b'n', b'y']);
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn compressed_fragments_set_rsv1_on_the_first_only() {
-        let mut e = Encoder::new(Some(Deflater::new(15, false, -1)), None);
+        let mut e = Encoder::new(Some(Deflater::new(Params::new(15, -1, -1, -1), false)), None);
         let mut out = vec![];
         e.data(&mut out, b"Hello ", OP_TEXT, false, true, None);
         let first_len = out.len();

@@ -17,7 +17,7 @@ use std::ffi::{c_int, c_void};
 
 use napi::sys;
 
-use crate::core::deflate::{Deflater, Inflater};
+use crate::core::deflate::{Deflater, Inflater, Params};
 use crate::core::error::WsError;
 use crate::core::mask::MaskPool;
 use crate::core::receiver::{Receiver, ReceiverConfig};
@@ -35,9 +35,8 @@ use uv::{Api, Handle, Loop};
 pub struct DeflateConfig {
     pub inflate_window_bits: u8,
     pub inflate_no_context_takeover: bool,
-    pub deflate_window_bits: u8,
     pub deflate_no_context_takeover: bool,
-    pub level: i32,
+    pub deflate_params: Params,
     pub threshold: usize,
 }
 
@@ -61,7 +60,7 @@ impl ConnConfig {
             Some(d) => (
                 Receiver::new(self.receiver, Some(Inflater::new(d.inflate_window_bits, d.inflate_no_context_takeover))),
                 Encoder::new(
-                    Some(Deflater::new(d.deflate_window_bits, d.deflate_no_context_takeover, d.level)),
+                    Some(Deflater::new(d.deflate_params, d.deflate_no_context_takeover)),
                     d.deflate_no_context_takeover.then_some(d.threshold),
                 ),
             ),

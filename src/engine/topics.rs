@@ -12,7 +12,7 @@ use std::rc::Rc;
 use super::connection::Published;
 use super::idmap::{IdMap, IdSet};
 use super::outq::Chunk;
-use crate::core::deflate::Deflater;
+use crate::core::deflate::{Deflater, Params};
 use crate::core::frame::write_header;
 use crate::core::sender::Shared;
 
@@ -22,9 +22,9 @@ const SHARE_MIN: usize = 1024;
 #[derive(Default)]
 pub struct Topics {
     members: IdMap<IdSet>,
-    /// Deflaters for messages compressed once for many, by (window, level);
+    /// Deflaters for messages compressed once for many, by parameters;
     /// with no context takeover each message starts from a reset state.
-    deflaters: Vec<((u8, u32), Deflater)>,
+    deflaters: Vec<(Params, Deflater)>,
     /// Where shared frames go, one after another (see `Chunk`).
     chunk: Option<Rc<Chunk>>,
 }
@@ -61,11 +61,11 @@ impl Topics {
     }
 
     /// Compresses `payload` as one whole message with no context.
-    fn deflate(&mut self, window: u8, level: u32, payload: &[u8], out: &mut Vec<u8>) {
-        if !self.deflaters.iter().any(|(k, _)| *k == (window, level)) {
-            self.deflaters.push(((window, level), Deflater::new(window, true, level as i32)));
+    fn deflate(&mut self, params: Params, payload: &[u8], out: &mut Vec<u8>) {
+        if !self.deflaters.iter().any(|(k, _)| *k == params) {
+            self.deflaters.push((params, Deflater::new(params, true)));
         }
-        if let Some((_, d)) = self.deflaters.iter_mut().find(|(k, _)| *k == (window, level)) {
+        if let Some((_, d)) = self.deflaters.iter_mut().find(|(k, _)| *k == params) {
             d.deflate(payload, true, out);
         }
     }
@@ -76,7 +76,7 @@ pub struct Frames<'a> {
     payload: &'a [u8],
     opcode: u8,
     plain: Option<Published>,
-    deflated: Vec<((u8, u32), Published)>,
+    deflated: Vec<(Params, Published)>,
 }
 
 impl<'a> Frames<'a> {
@@ -91,13 +91,13 @@ impl<'a> Frames<'a> {
                 let (payload, opcode) = (self.payload, self.opcode);
                 Some(self.plain.get_or_insert_with(|| published(payload, opcode, false, &mut topics.chunk)))
             }
-            Shared::Deflated(window, level) => {
-                if !self.deflated.iter().any(|(k, _)| *k == (window, level)) {
+            Shared::Deflated(params) => {
+                if !self.deflated.iter().any(|(k, _)| *k == params) {
                     let mut z = Vec::new();
-                    topics.deflate(window, level, self.payload, &mut z);
-                    self.deflated.push(((window, level), published(&z, self.opcode, true, &mut topics.chunk)));
+                    topics.deflate(params, self.payload, &mut z);
+                    self.deflated.push((params, published(&z, self.opcode, true, &mut topics.chunk)));
                 }
-                self.deflated.iter().find(|(k, _)| *k == (window, level)).map(|(_, f)| f)
+                self.deflated.iter().find(|(k, _)| *k == params).map(|(_, f)| f)
             }
             Shared::Own => None,
         }
@@ -148,7 +148,7 @@ mod tests {
         // The same compressed bytes twice in a row: no context carried over.
         for _ in 0..2 {
             let mut f = Frames::new(&text, OP_TEXT);
-            let Some(Published::Copied(frame)) = f.get(Shared::Deflated(15, 6), &mut t) else { panic!("a small frame") };
+            let Some(Published::Copied(frame)) = f.get(Shared::Deflated(Params::new(15, 6, -1, -1)), &mut t) else { panic!("a small frame") };
             assert_eq!(frame[0], 0xc1);
             let mut out = vec![];
             let mut inf = Inflater::new(15, true);
