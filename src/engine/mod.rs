@@ -471,13 +471,28 @@ impl Engine {
         let ep = syscall::epoll_create().map_err(|e| -e)?;
         // SAFETY: on the loop's thread; the epoll fd stays open until the
         // handle is closed (teardown).
-        match unsafe { self.api.new_poll(self.lp, ep, self as *mut Engine as *mut c_void) } {
-            Ok(h) => self.ep_poll = h,
+        let h = match unsafe { self.api.new_poll(self.lp, ep, self as *mut Engine as *mut c_void) } {
+            Ok(h) => h,
             Err(rc) => {
                 syscall::close(ep);
                 return Err(rc);
             }
+        };
+        // The poll runs from now to teardown, referenced only while a
+        // connection is watched (`watch`): starting and stopping it would
+        // cost libuv three epoll_ctl calls each time the engine's last
+        // connection goes and the next one comes.
+        // SAFETY: `h` is open; on failure it is closed with the fd.
+        unsafe {
+            let rc = self.api.poll_start(h, uv::READABLE, on_epoll);
+            if rc < 0 {
+                self.api.close(h, uv::free_handle_cb);
+                syscall::close(ep);
+                return Err(rc);
+            }
+            self.api.set_ref(h, false);
         }
+        self.ep_poll = h;
         self.epfd = ep;
         Ok(ep)
     }
@@ -514,13 +529,9 @@ impl Engine {
             self.watched -= 1;
         }
         c.poll_events = events;
-        // SAFETY: the handle is open until teardown.
-        unsafe {
-            if before == 0 && self.watched > 0 {
-                self.api.poll_start(self.ep_poll, uv::READABLE, on_epoll);
-            } else if before > 0 && self.watched == 0 {
-                self.api.poll_stop(self.ep_poll);
-            }
+        if (before == 0) != (self.watched == 0) {
+            // SAFETY: the handle is open until teardown.
+            unsafe { self.api.set_ref(self.ep_poll, self.watched > 0) };
         }
         Ok(())
     }

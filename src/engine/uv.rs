@@ -94,6 +94,14 @@ pub unsafe fn free_handle(h: *mut Handle) {
     libc::free(h.cast());
 }
 
+/// A close callback that only frees the handle (one with nothing to tell).
+///
+/// # Safety
+/// Called by libuv with a handle from `alloc_handle`.
+pub unsafe extern "C" fn free_handle_cb(h: *mut Handle) {
+    free_handle(h);
+}
+
 impl Api {
     /// # Safety
     /// Call on the thread of the loop `lp`; `fd` stays open until the handle is closed.
