@@ -26,7 +26,9 @@ const server = Bun.serve({
     },
     message(ws, message) {
       if (ws.data.path === '/broadcast/send') server.publish('all', message);
-      else if (ws.data.path !== '/broadcast/recv') ws.send(message);
+      // Bun.serve compresses a send only when asked (its second argument);
+      // ws, ws-native and Bun's ws compress every message once deflate is on.
+      else if (ws.data.path !== '/broadcast/recv') ws.send(message, deflate);
     }
   }
 });
