@@ -7,11 +7,15 @@
 // socket. Only frame lengths are read; nothing is unmasked, validated,
 // allocated per message or emitted as an event.
 //
-//   node bench/net-floor.js [--tls] [--http]
+//   node bench/net-floor.js [--tls] [--http] [--deflate]
 //
 // --tls listens with Node's `tls` (the floor for wss:// rows); --http takes
 // the upgrade through Node's `http` server ('upgrade' event), the path a
-// `{ server }` WebSocket server has to take.
+// `{ server }` WebSocket server has to take. --deflate accepts
+// permessage-deflate when it is offered and sends every data frame back as it
+// came, still compressed (only unmasked): the peer inflates what it deflated,
+// in the same order, so its inflater's history is its deflater's. No zlib
+// work on this side at all: the floor of the deflate rows.
 
 const fs = require('fs');
 const http = require('http');
@@ -20,6 +24,16 @@ const path = require('path');
 const tls = require('tls');
 
 const UPGRADED = Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+const UPGRADED_DEFLATE = Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n');
+const deflate = process.argv.includes('--deflate');
+let unmask;
+try {
+  ({ unmask } = require('bufferutil'));
+} catch {
+  unmask = (buf, mask) => {
+    for (let i = 0; i < buf.length; i++) buf[i] ^= mask[i & 3];
+  };
+}
 const CLOSE = Buffer.from([0x88, 2, 0x03, 0xe8]);
 const replies = new Map();
 
@@ -83,6 +97,52 @@ function frames(socket, rest) {
   }
 }
 
+/** Sends every data frame on `socket` back as it came, unmasked (--deflate). */
+function echoes(socket, rest) {
+  let buf = rest && rest.length ? rest : Buffer.alloc(0);
+  const onData = (chunk) => {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    const out = [];
+    let i = 0;
+    while (i + 2 <= buf.length) {
+      let len = buf[i + 1] & 0x7f;
+      let at = i + 2;
+      if (len === 126) {
+        if (at + 2 > buf.length) break;
+        len = buf.readUInt16BE(at);
+        at += 2;
+      } else if (len === 127) {
+        if (at + 8 > buf.length) break;
+        len = Number(buf.readBigUInt64BE(at));
+        at += 8;
+      }
+      const headEnd = at;
+      const mask = buf[i + 1] & 0x80 ? buf.subarray(at, at + 4) : null;
+      if (mask) at += 4;
+      if (at + len > buf.length) break;
+      if ((buf[i] & 0x0f) === 8) {
+        out.push(CLOSE);
+        socket.end(Buffer.concat(out));
+        return;
+      }
+      const head = Buffer.from(buf.subarray(i, headEnd));
+      head[1] &= 0x7f;
+      const payload = Buffer.from(buf.subarray(at, at + len));
+      if (mask) unmask(payload, mask);
+      out.push(head, payload);
+      i = at + len;
+    }
+    buf = buf.subarray(i);
+    if (out.length) socket.write(Buffer.concat(out));
+  };
+  socket.on('data', onData);
+  if (buf.length) {
+    const first = buf;
+    buf = Buffer.alloc(0);
+    onData(first);
+  }
+}
+
 function onRawSocket(socket) {
   socket.setNoDelay(true);
   socket.on('error', () => {});
@@ -92,8 +152,9 @@ function onRawSocket(socket) {
     const end = head.indexOf('\r\n\r\n');
     if (end === -1) return;
     socket.removeListener('data', onHead);
-    socket.write(UPGRADED);
-    frames(socket, head.subarray(end + 4));
+    const compressed = deflate && head.subarray(0, end).toString('latin1').includes('permessage-deflate');
+    socket.write(compressed ? UPGRADED_DEFLATE : UPGRADED);
+    (compressed ? echoes : frames)(socket, head.subarray(end + 4));
   };
   socket.on('data', onHead);
 }

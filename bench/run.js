@@ -46,14 +46,15 @@ function argValue(name) {
  * (`vsBun`: against Bun's `ws` instead). `bun: false` leaves Bun out where
  * its `ws` can't serve the setup (TLS options, an Express server).
  * `floors` also runs bench/net-floor.js, a Node server that does no
- * WebSocket work: on `net` (or `tls` for wss rows), and through `http`'s
+ * WebSocket work: on `net` (or `tls` for wss rows; for deflate rows one
+ * that sends the compressed frames back as they came), and through `http`'s
  * 'upgrade' event.
  */
 const SCENARIOS = [
   { name: 'echo 32 B text, 50 conns x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '32'], metric: 'msgs_per_s', unit: 'msg/s', target: 11, floors: ['net'] },
   { name: 'echo 4 KiB binary, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], metric: 'msgs_per_s', unit: 'msg/s', target: 4, floors: ['net'] },
   { name: 'echo 1 MiB binary, 4 x 2', args: ['echo', '--conns', '4', '--inflight', '2', '--size', String(1 << 20), '--binary'], metric: 'mb_per_s', unit: 'MB/s', target: 1.3 },
-  { name: 'echo 4 KiB JSON, deflate, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--json', '--deflate'], server: ['--deflate'], metric: 'msgs_per_s', unit: 'msg/s', target: 1, vsBun: true },
+  { name: 'echo 4 KiB JSON, deflate, 50 x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '4096', '--json', '--deflate'], server: ['--deflate'], metric: 'msgs_per_s', unit: 'msg/s', target: 1, vsBun: true, floors: ['net'] },
   {
     name: 'echo 64 KiB JSON, deflate, 8 x 4, plus a plain pinger',
     args: ['echo', '--conns', '8', '--inflight', '4', '--size', String(64 << 10), '--json', '--deflate', '--probe'],
@@ -61,7 +62,8 @@ const SCENARIOS = [
     metric: 'msgs_per_s',
     unit: 'msg/s',
     target: 3,
-    eld: true
+    eld: true,
+    floors: ['net']
   },
   { name: 'wss echo 32 B, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '32'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false, floors: ['net'] },
   { name: 'wss echo 4 KiB binary, 50 x 16', args: ['echo', '--tls', '--conns', '50', '--inflight', '16', '--size', '4096', '--binary'], server: ['--tls'], metric: 'msgs_per_s', unit: 'msg/s', target: 2, bun: false, floors: ['net'] },
@@ -293,8 +295,8 @@ async function main() {
   for (const s of SCENARIOS) {
     const samples = {};
     const floorKinds = (s.floors || []).map((kind) => {
-      const flags = kind === 'http' ? ['--http'] : (s.server || []).filter((f) => f === '--tls');
-      return { kind: flags.includes('--tls') ? 'tls' : kind, flags, samples: [] };
+      const flags = kind === 'http' ? ['--http'] : (s.server || []).filter((f) => f === '--tls' || f === '--deflate');
+      return { kind: flags.includes('--tls') ? 'tls' : flags.includes('--deflate') ? 'deflate' : kind, flags, samples: [] };
     });
     for (let round = 0; round < runs; round++) {
       for (const impl of impls) {
@@ -339,7 +341,7 @@ async function main() {
     );
   }
   if (floors.length) {
-    console.log('\nFloors: bench/net-floor.js, a Node server that does no WebSocket work (canned 101, a prebuilt frame per frame), on `net`/`tls` or behind `http`\'s \'upgrade\'.\n');
+    console.log('\nFloors: bench/net-floor.js, a Node server that does no WebSocket work (canned 101, a prebuilt frame per frame; with deflate, each compressed frame sent back as it came), on `net`/`tls` or behind `http`\'s \'upgrade\'.\n');
     console.log('| scenario | floor | result | floor / ws | ws-native / floor |');
     console.log('|---|---|---|---|---|');
     for (const [s, kind, floor, ref] of floors) {
