@@ -47,6 +47,29 @@ function reply(n) {
   return f;
 }
 
+let headLength = 0;
+
+/**
+ * Where the length field of the frame at `i` ends (before any masking
+ * key), with the payload length left in `headLength`; -1 when the field is
+ * not all in `buf` yet.
+ */
+function lengthEnd(buf, i) {
+  let len = buf[i + 1] & 0x7f;
+  let at = i + 2;
+  if (len === 126) {
+    if (at + 2 > buf.length) return -1;
+    len = buf.readUInt16BE(at);
+    at += 2;
+  } else if (len === 127) {
+    if (at + 8 > buf.length) return -1;
+    len = Number(buf.readBigUInt64BE(at));
+    at += 8;
+  }
+  headLength = len;
+  return at;
+}
+
 /** Answers the frames on `socket`; `rest` is what came with the upgrade. */
 function frames(socket, rest) {
   let pending = rest && rest.length ? rest : null;
@@ -59,17 +82,9 @@ function frames(socket, rest) {
     const out = [];
     while (i + 2 <= buf.length) {
       const op = buf[i] & 0x0f;
-      let len = buf[i + 1] & 0x7f;
-      let at = i + 2;
-      if (len === 126) {
-        if (at + 2 > buf.length) break;
-        len = buf.readUInt16BE(at);
-        at += 2;
-      } else if (len === 127) {
-        if (at + 8 > buf.length) break;
-        len = Number(buf.readBigUInt64BE(at));
-        at += 8;
-      }
+      let at = lengthEnd(buf, i);
+      if (at === -1) break;
+      const len = headLength;
       if (buf[i + 1] & 0x80) at += 4;
       if (at > buf.length) break;
       if (op === 8) {
@@ -105,17 +120,9 @@ function echoes(socket, rest) {
     const out = [];
     let i = 0;
     while (i + 2 <= buf.length) {
-      let len = buf[i + 1] & 0x7f;
-      let at = i + 2;
-      if (len === 126) {
-        if (at + 2 > buf.length) break;
-        len = buf.readUInt16BE(at);
-        at += 2;
-      } else if (len === 127) {
-        if (at + 8 > buf.length) break;
-        len = Number(buf.readBigUInt64BE(at));
-        at += 8;
-      }
+      let at = lengthEnd(buf, i);
+      if (at === -1) break;
+      const len = headLength;
       const headEnd = at;
       const mask = buf[i + 1] & 0x80 ? buf.subarray(at, at + 4) : null;
       if (mask) at += 4;
