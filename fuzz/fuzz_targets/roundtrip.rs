@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ws_native::core::deflate::{Deflater, Inflater};
+use ws_native::core::deflate::{Deflater, Inflater, Params};
 use ws_native::core::receiver::{Event, Receiver, ReceiverConfig};
 use ws_native::core::sender::Encoder;
 
@@ -17,11 +17,12 @@ fuzz_target!(|data: &[u8]| {
     let masked = opts[0] & 4 != 0;
     let no_context = opts[0] & 8 != 0;
     let bits = 8 + (opts[1] % 8);
+    let mem_level = 1 + i32::from(opts[1] >> 3) % 9;
     let pieces = 1 + (opts[2] % 8) as usize;
     if !binary && std::str::from_utf8(payload).is_err() {
         return;
     }
-    let mut enc = Encoder::new(deflate.then(|| Deflater::new(bits.max(9), no_context, 6)), None);
+    let mut enc = Encoder::new(deflate.then(|| Deflater::new(Params::new(bits.max(9), 6, mem_level, -1), no_context)), None);
     let mut wire = Vec::new();
     let size = payload.len().div_ceil(pieces).max(1);
     let chunks: Vec<&[u8]> = if payload.is_empty() { vec![&[]] } else { payload.chunks(size).collect() };

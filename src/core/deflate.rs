@@ -159,7 +159,9 @@ impl Deflater {
         }
         while let Some((consumed, full)) = self.step(input, out, DeflateFlush::SyncFlush) {
             input = input.get(consumed..).unwrap_or_default();
-            if input.is_empty() && !full {
+            // Done when the flush fit; never spinning where zlib moved on
+            // neither input nor output.
+            if !full && (input.is_empty() || consumed == 0) {
                 break;
             }
         }
