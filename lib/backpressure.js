@@ -7,8 +7,7 @@
 
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 
-function mark(options, name, fallback) {
-  const value = options[name];
+function mark(value, name, fallback) {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !(value >= 0)) {
     throw new RangeError(`The "${name}" option must be a number greater than or equal to 0`);
@@ -21,8 +20,10 @@ function mark(options, name, fallback) {
  * server's) options; the limit is the server's only, 0 when off.
  */
 function sendMarks(options, isServer) {
-  const high = mark(options, 'sendHighWaterMark', DEFAULT_HIGH_WATER_MARK);
-  const max = isServer ? mark(options, 'maxBufferedAmount', 0) : 0;
+  // Loads by name (a keyed load of the name was megamorphic: a handshake's
+  // option objects come in many shapes).
+  const high = mark(options.sendHighWaterMark, 'sendHighWaterMark', DEFAULT_HIGH_WATER_MARK);
+  const max = isServer ? mark(options.maxBufferedAmount, 'maxBufferedAmount', 0) : 0;
   return [high, max];
 }
 
