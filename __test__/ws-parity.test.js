@@ -582,6 +582,31 @@ describe('Class: WebSocketServer', () => {
       log.push(['stored', sizes.level0 > text.length, 'huffman', sizes.huffman > 3 * sizes.default, 'memLevel', sizes.mem1 > sizes.mem9]);
     });
   });
+
+  it('known difference: an out-of-range memLevel is the default in ws-native; ws throws at the first compressed send', T, async () => {
+    const outcome = {};
+    for (const impl of ['ws', 'native']) {
+      const W = IMPLS[impl];
+      const wss = new W.WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: { zlibDeflateOptions: { memLevel: 42 } } });
+      try {
+        await once(wss, 'listening');
+        const client = new REF(`ws://127.0.0.1:${wss.address().port}`);
+        const [[server]] = await Promise.all([once(wss, 'connection'), once(client, 'open')]);
+        try {
+          const got = once(client, 'message');
+          server.send('hello');
+          outcome[impl] = String((await got)[0]);
+        } catch (err) {
+          outcome[impl] = `${err.name} ${err.code}`;
+        }
+        client.terminate();
+        server.terminate();
+      } finally {
+        await new Promise((resolve) => wss.close(resolve));
+      }
+    }
+    assert.deepStrictEqual(outcome, { ws: 'RangeError ERR_OUT_OF_RANGE', native: 'hello' });
+  });
 });
 
 // ---------------------------------------------------------------------------
