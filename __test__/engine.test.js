@@ -275,10 +275,9 @@ describe('native engine', () => {
   it('serves a socket the engine refuses on the stream transport', async () => {
     // The engine can refuse a socket (out of fds for its epoll instance,
     // say): Node's handle then reads it again.
-    const nt = require('../lib/native-transport');
-    const engine = nt.getEngine();
-    const adopt = engine.adopt;
-    engine.adopt = () => {
+    const binding = require('../lib/binding');
+    const adopt = binding.engineAdopt;
+    binding.engineAdopt = () => {
       throw new Error('refused');
     };
     const server = track(http.createServer());
@@ -295,7 +294,7 @@ describe('native engine', () => {
       client.close();
       await once(client, 'close');
     } finally {
-      engine.adopt = adopt;
+      binding.engineAdopt = adopt;
       wss.close();
       server.close();
     }

@@ -22,7 +22,7 @@ const { getSystemErrorMap } = require('util');
 const { abortResponse, upgradeRequired } = require('./http-responses');
 const nativeTransport = require('./native-transport');
 
-const { errnoError, getEngine, goneSocket, handshakes, listeners, socketOver } = nativeTransport;
+const { engineDestroy, errnoError, getEngine, goneSocket, handshakes, listeners, socketOver } = nativeTransport;
 
 /** Whether a `{ port }` server with these options can listen natively. */
 function usable(options) {
@@ -294,7 +294,7 @@ class NativeChannel {
 
   destroy() {
     this.done();
-    getEngine().destroy(this.id);
+    engineDestroy(this.id);
   }
 
   taken() {

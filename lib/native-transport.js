@@ -15,9 +15,21 @@ const { getSystemErrorName } = require('util');
 const CLOSING = 2;
 
 const binding = require('./binding');
+const sendTape = require('./send-tape');
 
-// Sends go through a receiver-less function (src/bindings/engine.rs).
+// What is asked of one connection goes through plain functions
+// (src/bindings/conn.rs); those but a data frame's send take the send tape
+// first (sendingAtOnce() does for a send).
 const { engineSend } = binding;
+const engineArmDrain = sendTape.guarded(binding.engineArmDrain);
+const engineBufferedAmount = sendTape.guarded(binding.engineBufferedAmount);
+const engineCompressing = sendTape.guarded(binding.engineCompressing);
+const engineControl = sendTape.guarded(binding.engineControl);
+const engineCounters = sendTape.guarded(binding.engineCounters);
+const engineDestroy = sendTape.guarded(binding.engineDestroy);
+const engineEnd = sendTape.guarded(binding.engineEnd);
+const engineSendRaw = sendTape.guarded(binding.engineSendRaw);
+const engineSetPaused = sendTape.guarded(binding.engineSetPaused);
 const { EV, deliverFrame } = require('./event-batch');
 const { FastBuffer } = require('./buffer-util');
 const { ackFlags, frameFlags, maskKey } = require('./frame-flags');
@@ -28,7 +40,6 @@ const WRITTEN = 2;
 /** Queued, with bufferedAmount above the connection's mark. */
 const FULL = 4;
 const { keepLive } = require('./adopted-socket');
-const sendTape = require('./send-tape');
 const { watch } = require('./socket-events');
 
 const transports = new Map();
@@ -212,6 +223,14 @@ function errnoError(errno, syscall, details = '') {
   return err;
 }
 
+const counts = new Float64Array(2);
+
+/** `[bytesRead, bytesWritten]` of the engine's own I/O on connection `id`. */
+function countersOf(id) {
+  engineCounters(id, counts);
+  return [counts[0], counts[1]];
+}
+
 class NativeTransport {
   constructor(id, ws, socket) {
     this.id = id;
@@ -231,7 +250,7 @@ class NativeTransport {
   }
 
   get bufferedAmount() {
-    return this.closed ? 0 : engine.bufferedAmount(this.id);
+    return this.closed ? 0 : engineBufferedAmount(this.id);
   }
 
   /**
@@ -252,14 +271,14 @@ class NativeTransport {
 
   /** 'drain' on the WebSocket once bufferedAmount is back to 0. */
   armDrain() {
-    if (!this.closed) engine.armDrain(this.id);
+    if (!this.closed) engineArmDrain(this.id);
   }
 
   /** Queues a close (8), ping (9) or pong (10) frame. */
   control(opcode, data, mask, cb) {
     sendTape.sendingAtOnce(this);
     const flags = frameFlags(false, false, mask) | ackFlags(cb, this.callbacks === null);
-    const sent = this.closed ? GONE : engine.control(this.id, opcode, data, flags, maskKey(mask));
+    const sent = this.closed ? GONE : engineControl(this.id, opcode, data, flags, maskKey(mask));
     this._queued(sent, cb);
   }
 
@@ -268,7 +287,7 @@ class NativeTransport {
     sendTape.sendingAtOnce(this);
     let sent = this.closed ? GONE : 1;
     for (let i = 0; i < list.length && sent !== GONE; i++) {
-      sent = engine.sendRaw(this.id, list[i], i === list.length - 1 ? ackFlags(cb, this.callbacks === null) : 0);
+      sent = engineSendRaw(this.id, list[i], i === list.length - 1 ? ackFlags(cb, this.callbacks === null) : 0);
     }
     this._queued(sent, cb);
   }
@@ -299,7 +318,7 @@ class NativeTransport {
    */
   fail(cb, err) {
     const callbacks = this.callbacks;
-    if (callbacks === null || (!this.closed && engine.compressing(this.id))) return process.nextTick(cb, err);
+    if (callbacks === null || (!this.closed && engineCompressing(this.id))) return process.nextTick(cb, err);
     const last = callbacks[callbacks.length - 1];
     callbacks[callbacks.length - 1] = (e) => {
       last(e);
@@ -329,7 +348,7 @@ class NativeTransport {
     if (this.socket === null) {
       if (!this.ended) {
         this.ended = true;
-        if (!this.closed) engine.end(this.id);
+        if (!this.closed) engineEnd(this.id);
       }
       return;
     }
@@ -387,7 +406,7 @@ class NativeTransport {
   /** A raw `socket.write()`: queued behind the frames sent so far. */
   write(bytes) {
     if (this.timed) this.socket._unrefTimer();
-    return !this.closed && engine.sendRaw(this.id, bytes, 0) !== GONE;
+    return !this.closed && engineSendRaw(this.id, bytes, 0) !== GONE;
   }
 
   writeError() {
@@ -398,26 +417,25 @@ class NativeTransport {
   final(cb) {
     if (this.closed) return cb();
     this.finalCb = cb;
-    engine.end(this.id);
+    engineEnd(this.id);
   }
 
   /** `socket.destroy()`: the engine lets go of the connection too. */
   detach() {
     if (this.closed) return;
     this.closed = true;
-    engine.destroy(this.id);
-    this.counts = engine.counters(this.id);
+    engineDestroy(this.id);
+    this.counts = countersOf(this.id);
   }
 
   setPaused(paused) {
     if (this.closed) return;
-    if (paused) engine.pause(this.id);
-    else engine.resume(this.id);
+    engineSetPaused(this.id, paused);
   }
 
   /** Bytes read (0) or written (1) on the socket, Node's and the engine's. */
   counter(i) {
-    return this.base[i] + (this.counts || engine.counters(this.id))[i];
+    return this.base[i] + (this.counts || countersOf(this.id))[i];
   }
 
   // ---- Records from the engine. ----
@@ -439,7 +457,7 @@ class NativeTransport {
     this.engineClosed = true;
     if (!this.closed) {
       this.closed = true;
-      this.counts = engine.counters(this.id);
+      this.counts = countersOf(this.id);
       // An error is the socket's, as Node reports it; a clean end lets the
       // 'end' and 'finish' already queued come first.
       if (this.socket === null) {
@@ -599,8 +617,9 @@ function adopt(socket, ws, { isServer, limits, deflate, head, initial }) {
   handle.readStop();
   handle.reading = false;
   let id;
+  sendTape.settle();
   try {
-    id = engine.adopt(handle.fd, isServer, limits, deflate, pending, initial);
+    id = binding.engineAdopt(handle.fd, isServer, limits, deflate, pending, initial);
   } catch {
     // Node's handle reads again, for the stream transport.
     handle.reading = true;
@@ -639,6 +658,7 @@ module.exports = {
   adopt,
   attachUpgraded,
   canAdopt,
+  engineDestroy,
   engineStats,
   errnoError,
   getEngine,

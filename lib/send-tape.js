@@ -118,22 +118,26 @@ function batchDone() {
   settle();
 }
 
+/** `fn`, a function of the engine, called once the tape is handed over. */
+function guarded(fn) {
+  return (a, b, c, d, e, f) => {
+    if (count !== 0) flush();
+    return fn(a, b, c, d, e, f);
+  };
+}
+
 /**
  * The engine, as JS calls it: every method takes the tape first. `full`
  * hears of a connection a taped send left above its mark.
  */
 function guard(engine, full) {
   onFull = full;
-  const guarded = {};
+  const methods = {};
   for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(engine))) {
     const fn = engine[name];
-    if (name === 'constructor' || typeof fn !== 'function') continue;
-    guarded[name] = (...args) => {
-      if (count !== 0) flush();
-      return fn.apply(engine, args);
-    };
+    if (name !== 'constructor' && typeof fn === 'function') methods[name] = guarded(fn.bind(engine));
   }
-  return guarded;
+  return methods;
 }
 
-module.exports = { batch, batchDone, guard, put, sendingAtOnce, settle };
+module.exports = { batch, batchDone, guard, guarded, put, sendingAtOnce, settle };

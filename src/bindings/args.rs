@@ -87,14 +87,27 @@ pub unsafe fn view_mut<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a
 /// # Safety
 /// Call on the JS thread of `env`; the slice must not outlive the call.
 pub unsafe fn u32_array_mut<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a mut [u32]> {
-    let mut kind = 0;
+    typed_array_mut(env, v, sys::TypedarrayType::uint32_array).ok_or_else(|| js_err("expected a Uint32Array"))
+}
+
+/// The elements of a Float64Array, to write in place.
+///
+/// # Safety
+/// As `u32_array_mut`.
+pub unsafe fn f64_array_mut<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a mut [f64]> {
+    typed_array_mut(env, v, sys::TypedarrayType::float64_array).ok_or_else(|| js_err("expected a Float64Array"))
+}
+
+/// The elements of a typed array of `kind`, whose elements are `T`s.
+unsafe fn typed_array_mut<'a, T>(env: sys::napi_env, v: sys::napi_value, kind: sys::napi_typedarray_type) -> Option<&'a mut [T]> {
+    let mut got = 0;
     let mut len = 0usize;
     let mut data = null_mut();
-    let ok = sys::napi_get_typedarray_info(env, v, &mut kind, &mut len, &mut data, null_mut(), null_mut()) == sys::Status::napi_ok;
-    if !ok || kind != sys::TypedarrayType::uint32_array {
-        return Err(js_err("expected a Uint32Array"));
+    let ok = sys::napi_get_typedarray_info(env, v, &mut got, &mut len, &mut data, null_mut(), null_mut()) == sys::Status::napi_ok;
+    if !ok || got != kind {
+        return None;
     }
-    Ok(if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(data as *mut u32, len) })
+    Some(if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(data as *mut T, len) })
 }
 
 /// Runs `f` on the bytes of `data`: a string's UTF-8 (kept in `scratch`) or
@@ -205,6 +218,16 @@ pub unsafe fn u32_arg(env: sys::napi_env, v: sys::napi_value) -> Option<u32> {
     (sys::napi_get_value_uint32(env, v, &mut n) == sys::Status::napi_ok).then_some(n)
 }
 
+/// A boolean argument (false when it is not a boolean).
+///
+/// # Safety
+/// Call on the JS thread of `env`.
+pub unsafe fn bool_arg(env: sys::napi_env, v: sys::napi_value) -> bool {
+    let mut b = false;
+    sys::napi_get_value_bool(env, v, &mut b);
+    b
+}
+
 /// A number argument as f64 (None when it is not a number).
 ///
 /// # Safety
@@ -245,5 +268,13 @@ pub unsafe fn number(env: sys::napi_env, n: f64) -> sys::napi_value {
 pub unsafe fn undefined(env: sys::napi_env) -> sys::napi_value {
     let mut out = null_mut();
     sys::napi_get_undefined(env, &mut out);
+    out
+}
+
+/// # Safety
+/// Call on the JS thread of `env`.
+pub unsafe fn boolean(env: sys::napi_env, b: bool) -> sys::napi_value {
+    let mut out = null_mut();
+    sys::napi_get_boolean(env, b, &mut out);
     out
 }

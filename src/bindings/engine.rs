@@ -1,17 +1,13 @@
-//! `NativeEngine`: the engine of this Node environment, as a JS class.
+//! `NativeEngine`: the engine of this Node environment, as a JS class: its
+//! making, its listeners, topics and figures. What JS asks of one
+//! connection goes through the plain functions of `conn.rs`.
 
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
 
-use napi::sys;
-
-use super::args::{ack, conn_config, js_err, masking, number, raw_call, sent_code, u32_arg, with_bytes, F_COMPRESS, F_FIN};
-use crate::core::sender::DataFrame;
-use crate::engine::{Ack, Engine, Masking, Sent};
-
-/// Buffers at least this big are sent from JS memory without a copy.
-const EXTERNAL_MIN: usize = 64 * 1024;
+use super::args::{conn_config, js_err, with_bytes};
+use crate::engine::Engine;
 
 #[napi(object)]
 pub struct HandedOver {
@@ -40,26 +36,6 @@ impl NativeEngine {
         // after which JS can no longer call in.
         unsafe { &mut *self.eng }
     }
-
-    /// Adopts a connected socket's fd; see `conn_config` for `limits` and `deflate`.
-    #[napi(catch_unwind)]
-    pub fn adopt(
-        &mut self,
-        fd: i32,
-        is_server: bool,
-        limits: Vec<f64>,
-        deflate: Option<Vec<f64>>,
-        head: Option<BufferSlice>,
-        initial: Option<BufferSlice>,
-    ) -> Result<u32> {
-        let config = conn_config(is_server, &limits, deflate.as_deref());
-        let head = head.as_deref().unwrap_or(&[]);
-        let initial = initial.as_deref().unwrap_or(&[]);
-        unsafe { self.engine().adopt(fd, config, head, initial) }.map_err(js_err)
-    }
-
-    // Data frames are queued by `engineSend` (below), a plain N-API
-    // function without this class's per-call wrapper.
 
     /// Listens for a `{ port }` server on `ip` (an IP address; "" for
     /// every address, `::` with IPv4 too). `["ok", id, address, family,
@@ -133,57 +109,6 @@ impl NativeEngine {
         self.engine().resume_poll(id);
     }
 
-    /// Queues a close (8), ping (9) or pong (10) frame.
-    #[napi(catch_unwind)]
-    pub fn control(&mut self, env: Env, id: u32, opcode: u32, data: Unknown, flags: u32, mask_key: Option<u32>) -> Result<u32> {
-        let eng = self.engine();
-        with_bytes(&env, &data, &mut self.scratch, |bytes| {
-            eng.send_control(id, opcode as u8, bytes, masking(flags, mask_key.unwrap_or(0)), ack(flags))
-        })
-        .map(sent_code)
-    }
-
-    /// Queues bytes that already form frames.
-    #[napi(catch_unwind)]
-    pub fn send_raw(&mut self, env: Env, id: u32, data: Unknown, flags: u32) -> Result<u32> {
-        let eng = self.engine();
-        with_bytes(&env, &data, &mut self.scratch, |bytes| eng.send_raw(id, bytes, ack(flags))).map(sent_code)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn end(&mut self, id: u32) {
-        self.engine().end(id);
-    }
-
-    #[napi(catch_unwind)]
-    pub fn destroy(&mut self, id: u32) {
-        self.engine().destroy(id);
-    }
-
-    #[napi(catch_unwind)]
-    pub fn pause(&mut self, id: u32) {
-        self.engine().set_paused(id, true);
-    }
-
-    #[napi(catch_unwind)]
-    pub fn resume(&mut self, id: u32) {
-        self.engine().set_paused(id, false);
-    }
-
-    /// `[bytesRead, bytesWritten]` of the engine's own I/O on `id`; for a
-    /// closed connection its final counts, given once.
-    #[napi(catch_unwind)]
-    pub fn counters(&mut self, id: u32) -> Vec<f64> {
-        let (read, written) = self.engine().counters(id);
-        vec![read as f64, written as f64]
-    }
-
-    /// A drain record once `bufferedAmount` is back to 0.
-    #[napi(catch_unwind)]
-    pub fn arm_drain(&mut self, id: u32) {
-        self.engine().arm_drain(id);
-    }
-
     #[napi(catch_unwind)]
     pub fn topic_join(&mut self, id: u32, topic: u32) {
         self.engine().topic_join(id, topic);
@@ -211,16 +136,6 @@ impl NativeEngine {
         self.engine().take_overflowed()
     }
 
-    #[napi(catch_unwind)]
-    pub fn compressing(&self, id: u32) -> bool {
-        self.engine().compressing(id)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn buffered_amount(&self, id: u32) -> f64 {
-        self.engine().buffered_amount(id) as f64
-    }
-
     /// `[connections, heap bytes they hold, malloc in use, malloc total,
     /// jobs sent to the compression pool]`, for tests and benchmarks
     /// (malloc figures are 0 where glibc is absent).
@@ -241,112 +156,4 @@ fn malloc_stats() -> (f64, f64) {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn malloc_stats() -> (f64, f64) {
     (0.0, 0.0)
-}
-
-/// `engineSend(id, data, opcode, flags, maskKey)`: a data frame queued on
-/// this thread's engine. A plain N-API callback (`raw_call`), taking no
-/// receiver.
-///
-/// # Safety
-/// Called by N-API, as a function's callback.
-pub(super) unsafe extern "C" fn engine_send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    raw_call(env, info, c"engineSend", |[id, data, opcode, flags, mask_key]| {
-        let (Some(id), Some(opcode), Some(flags)) = (u32_arg(env, id), u32_arg(env, opcode), u32_arg(env, flags)) else {
-            return Err(js_err("engineSend: id, opcode and flags are numbers"));
-        };
-        let eng = crate::engine::current().ok_or_else(|| js_err("the engine is shut down"))?;
-        let data = Unknown::from_napi_value(env, data)?;
-        let env_ = Env::from_raw(env);
-        let code = SCRATCH.with(|s| send_on(eng, &env_, &mut s.borrow_mut(), id, &data, opcode, flags, u32_arg(env, mask_key)))?;
-        Ok(number(env, code as f64))
-    })
-}
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-#[allow(clippy::too_many_arguments)]
-fn send_on(eng: &mut Engine, env: &Env, scratch: &mut Vec<u8>, id: u32, data: &Unknown, opcode: u32, flags: u32, mask_key: Option<u32>) -> Result<u32> {
-    let frame = DataFrame { opcode: opcode as u8, fin: flags & F_FIN != 0, compress: flags & F_COMPRESS != 0 };
-    let mask = masking(flags, mask_key.unwrap_or(0));
-    let (raw, v) = (env.raw(), data.raw());
-    // One look at the value: a string is copied as UTF-8; a view's bytes are
-    // used where they are, and a big unmasked one is written from there.
-    let view = unsafe { buffer_view(raw, v) };
-    if let Some((ptr, len)) = view {
-        if len >= EXTERNAL_MIN && matches!(mask, Masking::None) {
-            if let Some(sent) = unsafe { send_external(eng, raw, id, v, ptr, len, frame, flags) } {
-                return Ok(sent);
-            }
-        }
-        let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(ptr, len) } };
-        return Ok(sent_code(eng.send_data(id, bytes, frame, mask, ack(flags))));
-    }
-    with_bytes(env, data, scratch, |bytes| eng.send_data(id, bytes, frame, mask, ack(flags))).map(sent_code)
-}
-
-/// The bytes of `v` when it is an object with a buffer (an ArrayBufferView).
-unsafe fn buffer_view(env: sys::napi_env, v: sys::napi_value) -> Option<(*const u8, usize)> {
-    let mut t = 0;
-    sys::napi_typeof(env, v, &mut t);
-    if t != sys::ValueType::napi_object {
-        return None;
-    }
-    let mut data = std::ptr::null_mut();
-    let mut len = 0usize;
-    (sys::napi_get_buffer_info(env, v, &mut data, &mut len) == sys::Status::napi_ok).then_some((data as *const u8, len))
-}
-
-/// A big unmasked buffer is written from JS memory, held by a reference
-/// until written. None when the frame is to be compressed.
-#[allow(clippy::too_many_arguments)]
-unsafe fn send_external(eng: &mut Engine, env: sys::napi_env, id: u32, v: sys::napi_value, data: *const u8, len: usize, frame: DataFrame, flags: u32) -> Option<u32> {
-    let mut r = std::ptr::null_mut();
-    if sys::napi_create_reference(env, v, 1, &mut r) != sys::Status::napi_ok {
-        return None;
-    }
-    let sent = eng.send_external(id, data, len, r, frame, ack(flags));
-    match sent {
-        Sent::Queued | Sent::Written | Sent::Full => Some(sent_code(sent)),
-        Sent::Gone | Sent::NotQueued => {
-            sys::napi_delete_reference(env, r);
-            (sent == Sent::Gone).then(|| sent_code(sent))
-        }
-    }
-}
-
-/// `engineSendTape(tape, area, count)`: queues the data frames JS put on its
-/// send tape while it handled a batch (lib/send-tape.js): `count` records of
-/// four u32 (id, opcode | flags << 8, offset and length of the payload in
-/// `area`), unmasked, uncompressed, with no callback. Returns how many
-/// connections were left above their mark (JS makes sure of none), their
-/// ids written over the tape's first words. A plain N-API callback, as
-/// `engineSend`, since it is called once a batch.
-///
-/// # Safety
-/// Called by N-API, as a function's callback.
-pub(super) unsafe extern "C" fn engine_send_tape(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    raw_call(env, info, c"engineSendTape", |[tape, area, count]| {
-        let (Some((tape, tape_len)), Some((area, area_len)), Some(count)) = (buffer_view(env, tape), buffer_view(env, area), u32_arg(env, count)) else {
-            return Err(js_err("engineSendTape: two Buffers and a count"));
-        };
-        let eng = crate::engine::current().ok_or_else(|| js_err("the engine is shut down"))?;
-        let tape = tape as *mut u8;
-        let word = |i: usize| u32::from_le_bytes(std::ptr::read_unaligned(tape.add(i * 4) as *const [u8; 4]));
-        let records = (count as usize).min(tape_len / 16);
-        let area = if area_len == 0 { &[][..] } else { std::slice::from_raw_parts(area, area_len) };
-        let mut full = 0;
-        for r in 0..records {
-            let (id, op, at, len) = (word(r * 4), word(r * 4 + 1), word(r * 4 + 2) as usize, word(r * 4 + 3) as usize);
-            let Some(payload) = area.get(at..at.saturating_add(len)) else { continue };
-            let frame = DataFrame { opcode: (op & 0xff) as u8, fin: (op >> 8) & F_FIN != 0, compress: false };
-            if eng.send_data(id, payload, frame, Masking::None, Ack::No) == Sent::Full {
-                // Records before `r` are read already: the ids go over them.
-                std::ptr::write_unaligned(tape.add(full * 4) as *mut [u8; 4], id.to_le_bytes());
-                full += 1;
-            }
-        }
-        Ok(number(env, full as f64))
-    })
 }

@@ -1,14 +1,15 @@
 //! The napi classes JS sees. Thin: argument conversion only.
 
 mod args;
+pub mod conn;
 pub mod engine;
 pub mod stream_core;
 
 /// Adds the plain N-API functions (no napi-rs wrapper) to the exports: the
-/// per-message calls, `engineSend`, `engineSendTape` and the stream core's.
+/// per-connection calls into the engine and the stream core's.
 #[napi_derive::napi(module_exports)]
 pub fn add_raw_functions(exports: napi::bindgen_prelude::Object, env: napi::Env) -> napi::Result<()> {
-    args::export_raw(&env, &exports, &[(c"engineSend", Some(engine::engine_send)), (c"engineSendTape", Some(engine::engine_send_tape))])?;
+    args::export_raw(&env, &exports, &conn::FUNCTIONS)?;
     args::export_raw(&env, &exports, &stream_core::FUNCTIONS)
 }
 

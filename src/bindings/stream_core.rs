@@ -18,7 +18,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 
 use super::args::{
-    conn_config, f64_arg, f64s_arg, js_err, masking, number, payload, raw_call, u32_arg, u32_array_mut, undefined, view_mut, F_COMPRESS, F_FIN,
+    bool_arg, conn_config, f64_arg, f64s_arg, js_err, masking, number, payload, raw_call, u32_arg, u32_array_mut, undefined, view_mut, F_COMPRESS, F_FIN,
 };
 use crate::core::mask::MaskPool;
 use crate::core::receiver::Receiver;
@@ -76,8 +76,7 @@ unsafe fn core_of<'a>(env: sys::napi_env, v: sys::napi_value) -> Result<&'a mut 
 
 unsafe extern "C" fn new_core(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     raw_call(env, info, c"streamCore", |[is_server, limits, deflate]| {
-        let mut server = false;
-        sys::napi_get_value_bool(env, is_server, &mut server);
+        let server = bool_arg(env, is_server);
         let limits = f64s_arg(env, limits).unwrap_or_default();
         let deflate = f64s_arg(env, deflate);
         let (receiver, encoder) = conn_config(server, &limits, deflate.as_deref()).codec();
