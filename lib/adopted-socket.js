@@ -92,8 +92,10 @@ function adoptedProto(base) {
 function keepLive(socket, tr) {
   const handle = socket._handle;
   tr.base = [handle.bytesRead || 0, handle.bytesWritten || 0];
-  handle.readStop();
-  handle.reading = false;
+  if (handle.reading) {
+    handle.readStop();
+    handle.reading = false;
+  }
   const base = Object.getPrototypeOf(socket);
   socket[kTransport] = tr;
   Object.setPrototypeOf(socket, adoptedProto(base));

@@ -8,7 +8,7 @@
 const { Buffer } = require('buffer');
 
 const { FastBuffer } = require('./buffer-util');
-const { kStatusCode } = require('./constants');
+const { EMPTY_BUFFER, kStatusCode } = require('./constants');
 
 const EV = {
   TEXT: 1,
@@ -35,6 +35,15 @@ const EV = {
  */
 function payload(word, a, b, ab, base, bigs) {
   return word & EV.BIG ? bigs[a] : new FastBuffer(ab, base + a, b);
+}
+
+/**
+ * A control frame's payload, copied, so that keeping it keeps none of the
+ * memory the arena is in; an empty one is the shared empty Buffer, as ws
+ * gives it.
+ */
+function copied(word, a, b, ab, base, bigs) {
+  return b === 0 && !(word & EV.BIG) ? EMPTY_BUFFER : Buffer.from(payload(word, a, b, ab, base, bigs));
 }
 
 const CODES = require('./binding').errorCodes();
@@ -67,13 +76,13 @@ function deliverFrame(ws, word, a, b, ab, base, bigs) {
       ws._onMessage(payload(word, a, b, ab, base, bigs), true);
       return true;
     case EV.PING:
-      ws._onPing(Buffer.from(payload(word, a, b, ab, base, bigs)));
+      ws._onPing(copied(word, a, b, ab, base, bigs));
       return true;
     case EV.PONG:
-      ws._onPong(Buffer.from(payload(word, a, b, ab, base, bigs)));
+      ws._onPong(copied(word, a, b, ab, base, bigs));
       return true;
     case EV.CLOSE_FRAME:
-      ws._onConclude(word >>> 8, Buffer.from(payload(word, a, b, ab, base, bigs)));
+      ws._onConclude(word >>> 8, copied(word, a, b, ab, base, bigs));
       return true;
     case EV.ERROR:
       ws._onProtocolError(protocolError(word >>> 8, payload(word, a, b, ab, base, bigs).toString()));

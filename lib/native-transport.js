@@ -77,37 +77,52 @@ function onHandleClosed(id) {
 // batch then comes after a throw in a nextTick or microtask, with nothing
 // left to deliver.
 let tape = null;
-let arena = null;
-// The arena's ArrayBuffer and where the arena starts in it.
+// The arena's ArrayBuffer, where the arena starts in it and its length; the
+// arena as a Buffer is made only for the records that read it so.
 let arenaBuffer = null;
 let arenaBase = 0;
+let arenaLength = 0;
+let arena = null;
 let bigs = null;
+// Where the next record is on the tape, and where the batch's records end.
 let pos = 0;
+let end = 0;
 let clean = false;
+
+// The pool the last batch came in, its ArrayBuffer and its words: the
+// batches that follow it there need no view of their own.
+let lastPool = null;
+let poolBuffer = null;
+let poolWords = null;
 
 /**
  * A batch (src/engine/dispatch.rs): its tape is `words` u32 at `at` in
  * `pool`, a Buffer the engine copies small batches into one after another;
- * the arena follows the tape there, `arenaLength` bytes, unless it is big
+ * the arena follows the tape there, `arenaBytes` bytes, unless it is big
  * and came as a Buffer of its own (`ar`). `isClean`: no connection waits for
  * the kernel to take a write, so sends may go on the send tape.
  */
-function onBatch(pool, at, words, arenaLength, ar, bg, isClean) {
+function onBatch(pool, at, words, arenaBytes, ar, bg, isClean) {
   if (pool !== undefined) {
-    const start = pool.byteOffset + at;
-    const buffer = pool.buffer;
-    tape = new Uint32Array(buffer, start, words);
+    if (pool !== lastPool) {
+      lastPool = pool;
+      poolBuffer = pool.buffer;
+      poolWords = new Uint32Array(poolBuffer, pool.byteOffset, pool.length >>> 2);
+    }
+    tape = poolWords;
+    pos = at >>> 2;
+    end = pos + words;
     if (ar !== undefined) {
       arena = ar;
       arenaBuffer = ar.buffer;
       arenaBase = ar.byteOffset;
     } else {
-      arenaBuffer = buffer;
-      arenaBase = start + words * 4;
-      arena = new FastBuffer(arenaBuffer, arenaBase, arenaLength);
+      arena = null;
+      arenaBuffer = poolBuffer;
+      arenaBase = pool.byteOffset + at + words * 4;
+      arenaLength = arenaBytes;
     }
     bigs = bg;
-    pos = 0;
     clean = isClean;
   } else if (tape === null) {
     return;
@@ -121,13 +136,19 @@ function onBatch(pool, at, words, arenaLength, ar, bg, isClean) {
   tape = arena = arenaBuffer = bigs = null;
 }
 
+/** The batch's arena, as a Buffer. */
+function arenaView() {
+  if (arena === null) arena = new FastBuffer(arenaBuffer, arenaBase, arenaLength);
+  return arena;
+}
+
 function deliver() {
   // A connection's records mostly come in runs (all it read in one go):
   // the map is asked once per run. A transport stays its id's until its
   // CLOSED record; before one is found, a record may make one (a listener's
   // upgrade), so the map is asked again.
   let tr;
-  while (pos < tape.length) {
+  while (pos < end) {
     const word = tape[pos];
     const id = tape[pos + 1];
     if (tr === undefined || tr.id !== id || tr.engineClosed) tr = transports.get(id);
@@ -166,12 +187,13 @@ function listenerRecord(word, id, a, b) {
   switch (word & 0x7f) {
     case EV.REQUEST: {
       const l = listeners.get(word >>> 8);
-      if (l !== undefined) l.onRequest(id, arena.latin1Slice(a, a + b));
+      if (l !== undefined) l.onRequest(id, arenaView().latin1Slice(a, a + b));
       break;
     }
     case EV.HANDOFF: {
-      const l = listeners.get(arena.readUInt32LE(a));
-      if (l !== undefined) l.onHandoff(word >>> 8, Buffer.from(arena.subarray(a + 4, a + b)));
+      const view = arenaView();
+      const l = listeners.get(view.readUInt32LE(a));
+      if (l !== undefined) l.onHandoff(word >>> 8, Buffer.from(view.subarray(a + 4, a + b)));
       break;
     }
     case EV.DRAINED: {

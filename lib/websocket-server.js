@@ -309,7 +309,7 @@ class WebSocketServer extends EventEmitter {
 
     this.emit('headers', headers, req);
 
-    const response = Buffer.from(headers.concat('\r\n').join('\r\n'), 'latin1');
+    const response = Buffer.from(headers.join('\r\n') + '\r\n\r\n', 'latin1');
     socket.start(ws, response, {
       allowSynchronousEvents: this.options.allowSynchronousEvents,
       maxBufferedChunks: this.options.maxBufferedChunks,
