@@ -38,11 +38,25 @@ function upgradeRequest(headers = {}, { method = 'GET', path = '/' } = {}) {
   return `${method} ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`;
 }
 
+/**
+ * A server of `impl` with `options`: a `{ port }` one, or with `on: 'http'`
+ * one on an http.Server of the test's (`{ server }`).
+ */
+async function startOn(on, impl, options) {
+  if (on !== 'http') return startServer(impl, options);
+  const server = track(http.createServer());
+  const wss = track(new IMPLS[impl].WebSocketServer({ server, ...options }));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  wss._testServer = server;
+  return wss;
+}
+
 /** The raw response of a server of each implementation to `request`. */
-async function responses(request, options = {}, setup) {
+async function responses(request, options = {}, setup, on = 'port') {
   const out = {};
   for (const impl of ['ws', 'native']) {
-    const wss = await startServer(impl, options);
+    const wss = await startOn(on, impl, options);
     wss.on('connection', (ws) => ws.terminate());
     if (setup) setup(wss);
     out[impl] = await rawRequest(wss.address().port, request);
@@ -65,7 +79,64 @@ const BAD_REQUESTS = {
   'good request': upgradeRequest({ 'Sec-WebSocket-Protocol': 'b, a' })
 };
 
+/** An upgrade request with these header lines, in this order, repeats and case as given. */
+function rawUpgrade(lines) {
+  return `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n${lines.join('\r\n')}\r\n\r\n`;
+}
+
+const KEY = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==';
+const OPENING = ['Upgrade: websocket', 'Connection: Upgrade', KEY, 'Sec-WebSocket-Version: 13'];
+
+/** Requests whose handshake headers come repeated or in odd case (Node joins repeats with ', '). */
+const REPEATED = {
+  'a repeated key': [...OPENING, 'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ=='],
+  'a repeated version': [...OPENING, 'SEC-WEBSOCKET-VERSION: 13'],
+  'a repeated Upgrade': ['upgrade: websocket', ...OPENING],
+  'subprotocols over two lines': [...OPENING, 'Sec-WebSocket-Protocol: b', 'sec-websocket-protocol: a'],
+  'extension offers over two lines': [...OPENING, 'Sec-WebSocket-Extensions: x-foo', 'Sec-Websocket-Extensions: permessage-deflate'],
+  'names in odd case': ['UPGRADE: WebSocket', 'connection: upgrade', 'SEC-WebSocket-KEY: dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version: 13', 'Sec-WebSocket-Protocol: chat']
+};
+
 describe('server handshake', () => {
+  for (const on of ['port', 'http']) {
+    for (const [name, lines] of Object.entries(REPEATED)) {
+      it(`answers ${name} as ws does (${on === 'http' ? '{ server }' : '{ port }'})`, async () => {
+        const r = await responses(rawUpgrade(lines), { perMessageDeflate: true }, undefined, on);
+        assert.strictEqual(r.native, r.ws);
+      });
+    }
+  }
+
+  it('leaves req.headers for Node to build when asked, and reads one an application changed', async () => {
+    const seen = {};
+    for (const impl of ['ws', 'native']) {
+      const server = track(http.createServer());
+      const wss = new IMPLS[impl].WebSocketServer({ noServer: true });
+      server.on('upgrade', (req, socket, head) => {
+        // Read and changed before the handshake, as an auth layer might:
+        // ws reads the changed value.
+        if (req.url === '/changed') req.headers['sec-websocket-protocol'] = 'chat';
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          seen[impl].push(req.headers);
+          ws.terminate();
+        });
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      seen[impl] = [];
+      try {
+        for (const path of ['/', '/changed']) {
+          seen[impl].push(await rawRequest(server.address().port, upgradeRequest({ 'X-Extra': 'a' }, { path })));
+        }
+      } finally {
+        server.close();
+      }
+    }
+    assert.deepStrictEqual(seen.native, seen.ws);
+    assert.match(seen.ws[3], /Sec-WebSocket-Protocol: chat/);
+    assert.strictEqual(seen.ws[0]['x-extra'], 'a');
+  });
+
   for (const [name, request] of Object.entries(BAD_REQUESTS)) {
     it(`answers a ${name} as ws does`, async () => {
       const r = await responses(request);

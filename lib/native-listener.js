@@ -20,6 +20,7 @@ const net = require('net');
 const { getSystemErrorMap } = require('util');
 
 const { abortResponse, upgradeRequired } = require('./http-responses');
+const { setRawHeaders } = require('./request-headers');
 const nativeTransport = require('./native-transport');
 
 const { engineDestroy, errnoError, getEngine, goneSocket, handshakes, listeners, socketOver } = nativeTransport;
@@ -173,11 +174,7 @@ class NativeListener {
     req.httpVersionMinor = 1;
     req.httpVersion = '1.1';
     req.upgrade = true;
-    const raw = parts.slice(2);
-    const headers = {};
-    for (let i = 0; i + 1 < raw.length; i += 2) req._addHeaderLine(raw[i], raw[i + 1], headers);
-    req.rawHeaders = raw;
-    req.headers = headers;
+    setRawHeaders(req, parts.slice(2));
     req[kChannel] = channel;
     this.wss._handshake(req, channel, this.wss._emitConnection);
   }

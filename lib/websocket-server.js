@@ -12,6 +12,7 @@ const { getEngine } = require('./native-transport');
 const PerMessageDeflate = require('./permessage-deflate');
 const subprotocol = require('./subprotocol');
 const WebSocket = require('./websocket');
+const { handshakeHeaders } = require('./request-headers');
 const { CLOSE_TIMEOUT, kServer, kWebSocket, MAX_PENDING_AUTO_PONGS } = require('./constants');
 const { sendMarks } = require('./backpressure');
 const { Topics, message } = require('./topics');
@@ -195,9 +196,10 @@ class WebSocketServer extends EventEmitter {
    * (native-listener.js).
    */
   _handshake(req, socket, cb) {
-    const key = req.headers['sec-websocket-key'];
-    const upgrade = req.headers.upgrade;
-    const version = +req.headers['sec-websocket-version'];
+    const headers = handshakeHeaders(req);
+    const key = headers['sec-websocket-key'];
+    const upgrade = headers.upgrade;
+    const version = +headers['sec-websocket-version'];
 
     if (req.method !== 'GET') {
       return rejectOrReport(this, req, socket, 405, 'Invalid HTTP method');
@@ -219,7 +221,7 @@ class WebSocketServer extends EventEmitter {
     }
 
     let protocols = NO_PROTOCOLS;
-    const protocolHeader = req.headers['sec-websocket-protocol'];
+    const protocolHeader = headers['sec-websocket-protocol'];
     if (protocolHeader !== undefined) {
       try {
         protocols = subprotocol.parse(protocolHeader);
@@ -229,7 +231,7 @@ class WebSocketServer extends EventEmitter {
     }
 
     const extensions = {};
-    const extensionHeader = req.headers['sec-websocket-extensions'];
+    const extensionHeader = headers['sec-websocket-extensions'];
     if (this.options.perMessageDeflate && extensionHeader !== undefined) {
       const pmd = new PerMessageDeflate({
         ...this.options.perMessageDeflate,
@@ -250,7 +252,7 @@ class WebSocketServer extends EventEmitter {
     const verify = this.options.verifyClient;
     if (verify) {
       const info = {
-        origin: req.headers[version === 8 ? 'sec-websocket-origin' : 'origin'],
+        origin: headers[version === 8 ? 'sec-websocket-origin' : 'origin'],
         secure: socket.secure(),
         req
       };
