@@ -100,20 +100,25 @@ unsafe extern "C" fn send_raw(env: sys::napi_env, info: sys::napi_callback_info)
     })
 }
 
-/// `engineEnd(id)`: half-closes once the queue is written.
-unsafe extern "C" fn end(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    on_conn(env, info, c"engineEnd", |eng, id, [_]| {
-        eng.end(id);
+/// The body of a call that asks `act` of a connection and returns nothing.
+///
+/// # Safety
+/// As `on_conn`.
+unsafe fn act_on(env: sys::napi_env, info: sys::napi_callback_info, what: &CStr, act: impl FnOnce(&mut Engine, u32)) -> sys::napi_value {
+    on_conn(env, info, what, |eng, id, [_]| {
+        act(eng, id);
         Ok(undefined(env))
     })
 }
 
+/// `engineEnd(id)`: half-closes once the queue is written.
+unsafe extern "C" fn end(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    act_on(env, info, c"engineEnd", Engine::end)
+}
+
 /// `engineDestroy(id)`: closes at once (see `Engine::destroy`).
 unsafe extern "C" fn destroy(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    on_conn(env, info, c"engineDestroy", |eng, id, [_]| {
-        eng.destroy(id);
-        Ok(undefined(env))
-    })
+    act_on(env, info, c"engineDestroy", Engine::destroy)
 }
 
 /// `engineSetPaused(id, paused)`.
@@ -126,10 +131,7 @@ unsafe extern "C" fn set_paused(env: sys::napi_env, info: sys::napi_callback_inf
 
 /// `engineArmDrain(id)`: a drain record once `bufferedAmount` is back to 0.
 unsafe extern "C" fn arm_drain(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    on_conn(env, info, c"engineArmDrain", |eng, id, [_]| {
-        eng.arm_drain(id);
-        Ok(undefined(env))
-    })
+    act_on(env, info, c"engineArmDrain", Engine::arm_drain)
 }
 
 /// `engineCounters(id, out)`: the bytes read and written by the engine's own
