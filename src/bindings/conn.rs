@@ -55,7 +55,8 @@ unsafe fn on_conn<const N: usize>(
     body: impl FnOnce(&mut Engine, u32, [sys::napi_value; N]) -> Result<sys::napi_value>,
 ) -> sys::napi_value {
     raw_call(env, info, what, |args: [sys::napi_value; N]| {
-        let id = u32_arg(env, args[0]).ok_or_else(|| js_err(format!("{}: the id is a number", what.to_string_lossy())))?;
+        let id = args.first().and_then(|&v| u32_arg(env, v));
+        let id = id.ok_or_else(|| js_err(format!("{}: the id is a number", what.to_string_lossy())))?;
         body(engine()?, id, args)
     })
 }
