@@ -107,7 +107,7 @@ describe('server handshake', () => {
     }
   }
 
-  it('leaves req.headers for Node to build when asked, and reads one an application changed', async () => {
+  it('leaves req.headers for Node to build when asked, and reads one an application changed or replaced', async () => {
     const seen = {};
     for (const impl of ['ws', 'native']) {
       const server = track(http.createServer());
@@ -116,6 +116,11 @@ describe('server handshake', () => {
         // Read and changed before the handshake, as an auth layer might:
         // ws reads the changed value.
         if (req.url === '/changed') req.headers['sec-websocket-protocol'] = 'chat';
+        // Or replaced by an own property before anything read it.
+        if (req.url === '/own') {
+          const headers = { upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', 'sec-websocket-protocol': 'own' };
+          Object.defineProperty(req, 'headers', { value: headers, enumerable: true, configurable: true });
+        }
         wss.handleUpgrade(req, socket, head, (ws) => {
           seen[impl].push(req.headers);
           ws.terminate();
@@ -125,7 +130,7 @@ describe('server handshake', () => {
       await once(server, 'listening');
       seen[impl] = [];
       try {
-        for (const path of ['/', '/changed']) {
+        for (const path of ['/', '/changed', '/own']) {
           seen[impl].push(await rawRequest(server.address().port, upgradeRequest({ 'X-Extra': 'a' }, { path })));
         }
       } finally {
@@ -134,6 +139,7 @@ describe('server handshake', () => {
     }
     assert.deepStrictEqual(seen.native, seen.ws);
     assert.match(seen.ws[3], /Sec-WebSocket-Protocol: chat/);
+    assert.match(seen.ws[5], /Sec-WebSocket-Protocol: own/);
     assert.strictEqual(seen.ws[0]['x-extra'], 'a');
   });
 

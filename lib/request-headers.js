@@ -37,11 +37,11 @@ for (const name of NAMES) LENGTHS[name.length] = true;
 
 /**
  * `req`'s headers, for the names above: `req.headers` itself once built (or
- * when `req` is not an IncomingMessage), else the same values read from
- * `req.rawHeaders`.
+ * when `req` is not an IncomingMessage, or has a `headers` of its own), else
+ * the same values read from `req.rawHeaders`.
  */
 function handshakeHeaders(req) {
-  if (!LAZY || req[kHeaders] !== null || !Array.isArray(req.rawHeaders)) return req.headers;
+  if (!LAZY || req[kHeaders] !== null || Object.hasOwn(req, 'headers') || !Array.isArray(req.rawHeaders)) return req.headers;
   const raw = req.rawHeaders;
   const count = Math.min(req[kHeadersCount], raw.length);
   const headers = new HandshakeHeaders();
