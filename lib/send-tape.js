@@ -118,7 +118,10 @@ function batchDone() {
   settle();
 }
 
-/** `fn`, a function of the engine, called once the tape is handed over. */
+/**
+ * `fn`, a function of the engine, called once the tape is handed over. It
+ * passes on six arguments, as many as any engine function takes.
+ */
 function guarded(fn) {
   return (a, b, c, d, e, f) => {
     if (count !== 0) flush();
