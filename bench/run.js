@@ -48,7 +48,8 @@ function argValue(name) {
  * `floors` also runs bench/net-floor.js, a Node server that does no
  * WebSocket work: on `net` (or `tls` for wss rows; for deflate rows one
  * that sends the compressed frames back as they came), and through `http`'s
- * 'upgrade' event.
+ * 'upgrade' event. `cpu` runs the server and the load generator on that
+ * CPU only (taskset).
  */
 const SCENARIOS = [
   { name: 'echo 32 B text, 50 conns x 16', args: ['echo', '--conns', '50', '--inflight', '16', '--size', '32'], metric: 'msgs_per_s', unit: 'msg/s', target: 11, floors: ['net'] },
@@ -71,6 +72,9 @@ const SCENARIOS = [
   { name: 'RSS per idle conn, 10,000 conns, after GC', idle: 10000, gc: true, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
   { name: 'RSS per idle conn, 1,000 conns, { server } on Express', idle: 1000, server: ['--express'], metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, bun: false, floors: ['http'] },
   { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.85, lowerIsBetter: true, extra: 'p99_us', floors: ['net'] },
+  // The same, with the server and the load generator on one CPU: no
+  // wake-up crosses CPUs, so the row shows the servers' own path.
+  { name: 'round trip p50, 1 conn, 32 B, one CPU', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], cpu: 0, metric: 'p50_us', unit: 'us', target: 0.85, lowerIsBetter: true, extra: 'p99_us', floors: ['net'] },
   { name: 'handshakes/s (open + close), 16 at once', args: ['handshakes', '--conns', '16'], metric: 'conns_per_s', unit: 'conn/s', target: 2.5, floors: ['net', 'http'] },
   { name: 'handshakes/s, 16 at once, { server } on Express', args: ['handshakes', '--conns', '16'], server: ['--express'], metric: 'conns_per_s', unit: 'conn/s', target: 1.5, bun: false, floors: ['http'] },
   { name: 'broadcast 32 B to 1,000 subscribers', args: ['broadcast', '--conns', '1000', '--inflight', '8', '--size', '32'], metric: 'deliveries_per_s', unit: 'msg/s', target: 20 },
@@ -132,10 +136,16 @@ function serverCommand(impl, extra) {
   }
 }
 
-async function startServer(impl, extra = []) {
+/** `cmd` (argv) on CPU `cpu` only, or as it is when `cpu` is undefined. */
+function onCpu(cpu, cmd) {
+  return cpu === undefined ? cmd : ['taskset', '-c', String(cpu), ...cmd];
+}
+
+async function startServer(impl, extra = [], cpu) {
   const [bin, args] = serverCommand(impl, extra);
+  const argv = onCpu(cpu, [bin, ...args]);
   // A higher fd limit, as root may set it: exec keeps the pid ours to sample.
-  const child = spawn('sh', ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, bin, ...args], {
+  const child = spawn('sh', ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, ...argv], {
     cwd: root,
     stdio: ['pipe', 'pipe', 'inherit']
   });
@@ -170,7 +180,8 @@ function stopServer(server) {
 /** Runs the load generator; samples the server's CPU (and event-loop delay) at its marks. */
 function runLoadgen(args, server, scenario) {
   return new Promise((resolve, reject) => {
-    const child = spawn(loadgen, [...args, '--addr', `127.0.0.1:${server.port}`, '--secs', secs], {
+    const [bin, ...argv] = onCpu(scenario.cpu, [loadgen, ...args, '--addr', `127.0.0.1:${server.port}`, '--secs', secs]);
+    const child = spawn(bin, argv, {
       stdio: ['pipe', 'pipe', 'inherit']
     });
     let cpuStart = 0;
@@ -242,7 +253,7 @@ function runIdle(server, n, atReady) {
 }
 
 async function measure(impl, scenario, flags = scenario.server) {
-  const server = await startServer(impl, flags);
+  const server = await startServer(impl, flags, scenario.cpu);
   try {
     if (scenario.idle) return await idleMemory(server, scenario.idle, scenario.gc);
     return await runLoadgen(scenario.args, server, scenario);
