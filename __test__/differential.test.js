@@ -106,6 +106,35 @@ for (const tls of [false, true]) describe(`differential over ${tls ? 'TLS (strea
     });
   });
 
+  it('compresses a burst of messages, some fragmented, that arrives in few reads', async () => {
+    // Inflated and assembled messages are kept apart from the bytes read
+    // (src/engine/batch.rs, pending); a burst makes batches both small
+    // enough to share the pool and too big to.
+    const json = (i) => JSON.stringify(Array.from({ length: 20 + (i % 50) * 3 }, (_, k) => ({ k, i, name: `item ${k * i}` })));
+    await assertSameAsWs(assert, {
+      server(ws) {
+        ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+      },
+      client(ws) {
+        const n = 300;
+        let left = n;
+        ws.on('open', () => {
+          for (let i = 0; i < n; i++) {
+            if (i % 7 === 3) {
+              ws.send(json(i), { fin: false });
+              ws.send(`-${i}`, { fin: true });
+            } else {
+              ws.send(i % 5 === 0 ? Buffer.from(json(i)) : json(i));
+            }
+          }
+        });
+        ws.on('message', () => {
+          if (--left === 0) ws.close();
+        });
+      }
+    }, { serverOptions: { perMessageDeflate: true } });
+  });
+
   it('compresses with no context takeover and a threshold', async () => {
     const pmd = { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 10, serverMaxWindowBits: 10 };
     await assertSameAsWs(assert, echo(['a'.repeat(500), 'tiny', 'b'.repeat(3000)]), {

@@ -25,6 +25,9 @@ const EV = {
   HANDOFF: 12,
   DRAINED: 13,
   DRAIN: 14,
+  // Flags: the payload is in the batch's pending bytes, not its arena
+  // (native-transport.js); it is a Buffer of its own in `bigs`.
+  PENDING: 0x40,
   BIG: 0x80
 };
 
@@ -68,7 +71,7 @@ function protocolError(extra, message) {
  * that are the transport's business (ACK, EOF, CLOSED).
  */
 function deliverFrame(ws, word, a, b, ab, base, bigs) {
-  switch (word & 0x7f) {
+  switch (word & 0x3f) {
     case EV.TEXT:
       ws._onMessage(payload(word, a, b, ab, base, bigs), false);
       return true;

@@ -83,6 +83,10 @@ let arenaBuffer = null;
 let arenaBase = 0;
 let arenaLength = 0;
 let arena = null;
+// Where the batch's pending bytes are (a record flagged EV.PENDING): after
+// the arena in the pool, or a Buffer of their own.
+let pendingBuffer = null;
+let pendingBase = 0;
 let bigs = null;
 // Where the next record is on the tape, and where the batch's records end.
 let pos = 0;
@@ -98,11 +102,12 @@ let poolWords = null;
 /**
  * A batch (src/engine/dispatch.rs): its tape is `words` u32 at `at` in
  * `pool`, a Buffer the engine copies small batches into one after another;
- * the arena follows the tape there, `arenaBytes` bytes, unless it is big
- * and came as a Buffer of its own (`ar`). `isClean`: no connection waits for
- * the kernel to take a write, so sends may go on the send tape.
+ * the arena follows the tape there, `arenaBytes` bytes, and the pending
+ * bytes follow the arena, unless they are big and came as Buffers of their
+ * own (`ar`, `pend`). `isClean`: no connection waits for the kernel to take
+ * a write, so sends may go on the send tape.
  */
-function onBatch(pool, at, words, arenaBytes, ar, bg, isClean) {
+function onBatch(pool, at, words, arenaBytes, ar, bg, isClean, pend) {
   if (pool !== undefined) {
     if (pool !== lastPool) {
       lastPool = pool;
@@ -116,11 +121,16 @@ function onBatch(pool, at, words, arenaBytes, ar, bg, isClean) {
       arena = ar;
       arenaBuffer = ar.buffer;
       arenaBase = ar.byteOffset;
+      if (pend !== undefined) {
+        pendingBuffer = pend.buffer;
+        pendingBase = pend.byteOffset;
+      }
     } else {
       arena = null;
-      arenaBuffer = poolBuffer;
+      arenaBuffer = pendingBuffer = poolBuffer;
       arenaBase = pool.byteOffset + at + words * 4;
       arenaLength = arenaBytes;
+      pendingBase = arenaBase + arenaBytes;
     }
     bigs = bg;
     clean = isClean;
@@ -133,7 +143,7 @@ function onBatch(pool, at, words, arenaBytes, ar, bg, isClean) {
   } finally {
     sendTape.batchDone();
   }
-  tape = arena = arenaBuffer = bigs = null;
+  tape = arena = arenaBuffer = pendingBuffer = bigs = null;
 }
 
 /** The batch's arena, as a Buffer. */
@@ -160,8 +170,9 @@ function deliver() {
       continue;
     }
     if (tr.timed) tr.socket._unrefTimer();
-    if (deliverFrame(tr.ws, word, a, b, arenaBuffer, arenaBase, bigs)) continue;
-    switch (word & 0x7f) {
+    const pending = (word & EV.PENDING) !== 0;
+    if (deliverFrame(tr.ws, word, a, b, pending ? pendingBuffer : arenaBuffer, pending ? pendingBase : arenaBase, bigs)) continue;
+    switch (word & 0x3f) {
       case EV.ACK:
         tr._ack(a, b, word >>> 8);
         break;
@@ -184,7 +195,7 @@ function deliver() {
 
 /** A record of a native listener or of a connection before its upgrade. */
 function listenerRecord(word, id, a, b) {
-  switch (word & 0x7f) {
+  switch (word & 0x3f) {
     case EV.REQUEST: {
       const l = listeners.get(word >>> 8);
       if (l !== undefined) l.onRequest(id, arenaView().latin1Slice(a, a + b));

@@ -52,6 +52,10 @@ enum State {
 const MAX_HEADER: usize = 14;
 /// Upper bound of the up-front reservation for a frame's payload.
 const MAX_RESERVE: u64 = 1 << 20;
+/// An assembled (or inflated) message smaller than this is lent to the
+/// sink, and its buffer serves the next message of the same `feed()`: one
+/// allocation a read, not one a message. A bigger one is given away.
+const LEND_MAX: usize = 64 * 1024;
 
 pub struct Receiver {
     cfg: ReceiverConfig,
@@ -232,6 +236,10 @@ impl Receiver {
             self.ctrl = Vec::new();
         } else if self.mid_frame() && !continuing {
             self.pending_chunks = self.pending_chunks.saturating_add(1);
+        }
+        if self.msg.is_empty() {
+            // Between messages a connection holds no buffer.
+            self.msg = Vec::new();
         }
         r
     }
@@ -493,9 +501,15 @@ impl Receiver {
         if text && !self.cfg.skip_utf8_validation && !self.utf8.check(&self.msg, true) {
             return Err(WsError::InvalidUtf8);
         }
-        let msg = Cow::Owned(std::mem::take(&mut self.msg));
         self.end_message();
-        sink(if text { Event::Text(msg) } else { Event::Binary(msg) });
+        if self.msg.len() >= LEND_MAX {
+            let msg = Cow::Owned(std::mem::take(&mut self.msg));
+            sink(if text { Event::Text(msg) } else { Event::Binary(msg) });
+        } else {
+            let msg = Cow::Borrowed(&self.msg[..]);
+            sink(if text { Event::Text(msg) } else { Event::Binary(msg) });
+            self.msg.clear();
+        }
         Ok(())
     }
 

@@ -37,9 +37,11 @@ pub const EV_BIG: u32 = 0x80;
 pub const BIG_PAYLOAD: usize = 64 * 1024;
 const KEEP_CAPACITY: usize = 2 << 20;
 
-/// Set on a record whose payload sits in `pending` until the in-place parse
-/// ends (never seen by JS).
-const EV_PENDING: u32 = 0x40;
+/// Set on a record whose payload is in `pending`, not the arena: bytes made
+/// while the arena was parsed in place (a message inflated or assembled
+/// from fragments), which can't go after the arena's bytes then. JS finds
+/// them after the arena in the pool, or in a Buffer of their own.
+pub const EV_PENDING: u32 = 0x40;
 /// Reads into the arena ask for at least this much room.
 const READ_ROOM: usize = 64 * 1024;
 const READ_MAX: usize = 256 * 1024;
@@ -71,7 +73,7 @@ pub struct Batch {
     pub tape: Vec<u32>,
     pub arena: Vec<u8>,
     pub bigs: Vec<Vec<u8>>,
-    pending: Vec<u8>,
+    pub pending: Vec<u8>,
     /// Address range of the bytes being parsed in place.
     in_place: (usize, usize),
     /// While parsing memory that is not the arena (`feed_external`): its
@@ -120,6 +122,10 @@ impl Batch {
     /// None when this turn has read its share: the socket stays readable,
     /// and the next turn reads it.
     pub fn read_from(&mut self, fd: std::ffi::c_int) -> Option<isize> {
+        // Messages inflated (or assembled) this turn count too.
+        if self.pending.len() >= TURN_READ {
+            return None;
+        }
         if self.arena.capacity() - self.arena.len() < READ_ROOM {
             if self.arena.len() >= TURN_READ {
                 return None;
@@ -139,28 +145,15 @@ impl Batch {
         // events only append to `tape`, `pending` and `bigs`.
         let input = unsafe { std::slice::from_raw_parts_mut(base.add(start), len - start) };
         self.in_place = (base as usize + start, base as usize + len);
-        let first = self.tape.len();
         let result = contain(receiver, |r| r.feed(input, &mut |ev| self.event(id, ev)));
         self.in_place = (0, 0);
         if let Err(e) = result {
             self.error(id, &e);
         }
-        let left = match receiver.take_unconsumed() {
+        match receiver.take_unconsumed() {
             0 => Vec::new(),
             n => self.arena.split_off(len - n),
-        };
-        if !self.pending.is_empty() {
-            let shift = self.arena.len() as u32;
-            for rec in self.tape[first..].chunks_exact_mut(4) {
-                if rec[0] & EV_PENDING != 0 {
-                    rec[0] &= !EV_PENDING;
-                    rec[2] += shift;
-                }
-            }
-            self.arena.extend_from_slice(&self.pending);
-            self.pending.clear();
         }
-        left
     }
 
     /// Parses bytes the caller holds (a handshake's `head`, or input left
@@ -293,9 +286,13 @@ impl Batch {
     pub fn clear(&mut self) {
         self.tape.clear();
         self.arena.clear();
+        self.pending.clear();
         self.bigs.clear();
         if self.arena.capacity() > KEEP_CAPACITY {
             self.arena = Vec::new();
+        }
+        if self.pending.capacity() > KEEP_CAPACITY {
+            self.pending = Vec::new();
         }
         if self.tape.capacity() > KEEP_CAPACITY / 4 {
             self.tape = Vec::new();
@@ -341,11 +338,14 @@ mod tests {
         b.feed_arena(3, &mut r, start);
         let recs: Vec<&[u32]> = b.tape.chunks(4).collect();
         assert_eq!(recs.len(), 3);
-        let text = |rec: &[u32]| &b.arena[rec[2] as usize..(rec[2] + rec[3]) as usize];
+        let text = |rec: &[u32]| {
+            let from = if rec[0] & EV_PENDING != 0 { &b.pending } else { &b.arena };
+            &from[rec[2] as usize..(rec[2] + rec[3]) as usize]
+        };
         assert_eq!(recs[0][0], EV_TEXT);
         assert_eq!(text(recs[0]), b"whole");
         assert_eq!(recs[0][2] as usize, start + 2, "delivered in place");
-        assert_eq!(recs[1][0], EV_TEXT);
+        assert_eq!(recs[1][0], EV_TEXT | EV_PENDING, "assembled: not in the arena being parsed");
         assert_eq!(text(recs[1]), b"fragment");
         assert_eq!(recs[2][0], EV_CLOSE_FRAME | (1005 << 8));
     }

@@ -159,11 +159,16 @@ impl JsPool {
 }
 
 /// `(pool: Buffer, at, words, arenaLength, arena: Buffer | undefined,
-/// bigs: Buffer[] | undefined, clean: boolean)`: the tape is `words` u32 at
-/// `at` in `pool`, and the arena follows it there, `arenaLength` bytes,
-/// unless it is big: then it moves to JS as `arena`. The big payloads move
-/// to JS too. `clean`: no connection waits for the kernel to take a write
-/// (`Batch::blocked`).
+/// bigs: Buffer[] | undefined, clean: boolean, pending: Buffer | undefined)`:
+/// the tape is `words` u32 at `at` in `pool`, and the arena follows it
+/// there, `arenaLength` bytes, then the pending bytes (`Batch::pending`),
+/// unless they are big: then the arena moves to JS as `arena`, and the
+/// pending bytes as `pending`. The big payloads move to JS too. `clean`: no
+/// connection waits for the kernel to take a write (`Batch::blocked`).
+///
+/// The pending bytes (messages inflated while the arena was parsed) stay
+/// apart from the arena: appending them to it cost a copy of each, and of
+/// the arena whenever that outgrew its room.
 ///
 /// A batch that hands JS memory of the engine's own (a big arena, big
 /// payloads) gets a Buffer of its own for its tape: V8 starts a young
@@ -173,41 +178,33 @@ impl JsPool {
 /// lost a third of its throughput).
 /// # Safety
 /// Call on the JS thread of `env`.
-unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch) -> [sys::napi_value; 7] {
+unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch) -> [sys::napi_value; 8] {
     let words = batch.tape.len();
     let tape_bytes = words * 4;
     // A small arena is cheaper to copy than to hand over with a finalizer.
-    let small = batch.arena.len() < SMALL_ARENA;
+    let small = batch.arena.len() + batch.pending.len() < SMALL_ARENA;
     let copied = if small { batch.arena.len() } else { 0 };
+    let pending = if small { batch.pending.len() } else { 0 };
     let mut undefined = null_mut();
     sys::napi_get_undefined(env, &mut undefined);
     let alone = !small || !batch.bigs.is_empty();
-    let (buf, at) = match pool.reserve(env, tape_bytes + copied, alone) {
+    let (buf, at) = match pool.reserve(env, tape_bytes + copied + pending, alone) {
         Some((buf, at, dst)) => {
             std::ptr::copy_nonoverlapping(batch.tape.as_ptr() as *const u8, dst, tape_bytes);
             std::ptr::copy_nonoverlapping(batch.arena.as_ptr(), dst.add(tape_bytes), copied);
+            std::ptr::copy_nonoverlapping(batch.pending.as_ptr(), dst.add(tape_bytes + copied), pending);
             (buf, at)
         }
         None => (undefined, 0),
     };
+
     let arena = if small {
         batch.arena.clear();
         undefined
     } else {
-        // The next turn likely reads as much: room for twice that up front
-        // (at most a turn's share), not a chain of reallocations, each a
-        // copy of what was read so far.
-        let want = (batch.arena.len() * 2).min(ARENA_ROOM);
-        let next = recycled_arena();
-        let next = if next.capacity() < want { Vec::with_capacity(want) } else { next };
-        let mut given = std::mem::replace(&mut batch.arena, next);
-        // JS holds it until a collection, and V8 counts only its length:
-        // the room it did not use goes back now (a shrink in place).
-        if given.capacity() > given.len() + given.len() / 2 {
-            given.shrink_to_fit();
-        }
-        give_to_js(env, given, Some(free_arena))
+        hand_over(env, &mut batch.arena)
     };
+    let pending = if small || batch.pending.is_empty() { undefined } else { hand_over(env, &mut batch.pending) };
     let mut bigs = undefined;
     if !batch.bigs.is_empty() {
         sys::napi_create_array_with_length(env, batch.bigs.len(), &mut bigs);
@@ -222,7 +219,7 @@ unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch) -
     };
     let mut clean = null_mut();
     sys::napi_get_boolean(env, batch.blocked == 0, &mut clean);
-    [buf, num(at), num(words), num(copied), arena, bigs, clean]
+    [buf, num(at), num(words), num(copied), arena, bigs, clean, pending]
 }
 
 /// Rounds of delivery in one check phase; what is left waits for the next turn.
@@ -293,6 +290,27 @@ unsafe fn deliver(eng: *mut Engine) {
     (*eng).dispatching = false;
     (*eng).flush_dirty();
     sys::napi_close_handle_scope(env, scope);
+}
+
+/// Hands a batch's big arena (or its pending bytes) to JS without copying,
+/// and puts a recycled one in its place.
+///
+/// # Safety
+/// Call on the JS thread of `env`.
+unsafe fn hand_over(env: sys::napi_env, v: &mut Vec<u8>) -> sys::napi_value {
+    // The next turn likely makes as much: room for twice that up front (at
+    // most a turn's share), not a chain of reallocations, each a copy of
+    // what was there so far.
+    let want = (v.len() * 2).min(ARENA_ROOM);
+    let next = recycled_arena();
+    let next = if next.capacity() < want { Vec::with_capacity(want) } else { next };
+    let mut given = std::mem::replace(v, next);
+    // JS holds it until a collection, and V8 counts only its length: the
+    // room it did not use goes back now (a shrink in place).
+    if given.capacity() > given.len() + given.len() / 2 {
+        given.shrink_to_fit();
+    }
+    give_to_js(env, given, Some(free_arena))
 }
 
 /// Tells JS that connection `id`'s handle has closed (libuv's close phase).
