@@ -212,6 +212,27 @@ describe('server handshake', () => {
     assert.strictEqual(r.native, r.ws);
     assert.match(r.ws, /Set-Cookie: id=1/);
   });
+
+  it("makes the same 101 with or without 'headers' listeners, and through a wrapped emit()", async () => {
+    const request = upgradeRequest({ 'Sec-WebSocket-Protocol': 'b, a', 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits' });
+    const options = { perMessageDeflate: true };
+    const plain = await responses(request, options);
+    assert.strictEqual(plain.native, plain.ws);
+    assert.match(plain.ws, /Sec-WebSocket-Protocol: b\r\nSec-WebSocket-Extensions: permessage-deflate/);
+    const listened = await responses(request, options, (wss) => wss.on('headers', () => {}));
+    assert.strictEqual(listened.native, plain.ws);
+    assert.strictEqual(listened.ws, plain.ws);
+    // A wrapper of emit() (as monitoring tools install) sees the event with no listener.
+    const wrapped = await responses(request, options, (wss) => {
+      const emit = wss.emit;
+      wss.emit = function (event, ...args) {
+        if (event === 'headers') args[0].push('X-Seen: 1');
+        return emit.call(this, event, ...args);
+      };
+    });
+    assert.strictEqual(wrapped.native, wrapped.ws);
+    assert.match(wrapped.ws, /X-Seen: 1/);
+  });
 });
 
 describe('client handshake', () => {

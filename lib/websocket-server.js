@@ -269,6 +269,25 @@ class WebSocketServer extends EventEmitter {
     this._complete(extensions, key, protocols, req, socket, cb);
   }
 
+  /**
+   * The 101 response, after 'headers' listeners changed its lines as they
+   * wished. With none (and EventEmitter's own emit()), the text is made
+   * without the array.
+   */
+  _response(accept, protocol, offer, req) {
+    if (this.emit === EventEmitter.prototype.emit && this.listenerCount('headers') === 0) {
+      return (
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n` +
+        (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
+        (offer ? `Sec-WebSocket-Extensions: ${offer}\r\n` : '') +
+        '\r\n'
+      );
+    }
+    const headers = responseLines(accept, protocol, offer);
+    this.emit('headers', headers, req);
+    return headers.join('\r\n') + '\r\n\r\n';
+  }
+
   completeUpgrade(extensions, key, protocols, req, socket, head, cb) {
     this._complete(extensions, key, protocols, req, new SocketChannel(socket, head), cb);
   }
@@ -284,34 +303,24 @@ class WebSocketServer extends EventEmitter {
     if (this._state > RUNNING) return socket.reject(503);
 
     const accept = acceptKey(key);
-    const headers = [
-      'HTTP/1.1 101 Switching Protocols',
-      'Upgrade: websocket',
-      'Connection: Upgrade',
-      `Sec-WebSocket-Accept: ${accept}`
-    ];
     const ws = new this.options.WebSocket(null, undefined, this.options);
 
+    let protocol;
     if (protocols.size) {
-      const protocol = this.options.handleProtocols
+      protocol = this.options.handleProtocols
         ? this.options.handleProtocols(protocols, req)
         : protocols.values().next().value;
-      if (protocol) {
-        headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
-        ws._protocol = protocol;
-      }
+      if (protocol) ws._protocol = protocol;
     }
 
     const pmd = extensions[PerMessageDeflate.extensionName];
+    let offer;
     if (pmd) {
-      const value = extension.format({ [PerMessageDeflate.extensionName]: [pmd.params] });
-      headers.push(`Sec-WebSocket-Extensions: ${value}`);
+      offer = extension.format({ [PerMessageDeflate.extensionName]: [pmd.params] });
       ws._extensions = extensions;
     }
 
-    this.emit('headers', headers, req);
-
-    const response = Buffer.from(headers.join('\r\n') + '\r\n\r\n', 'latin1');
+    const response = Buffer.from(this._response(accept, protocol, offer, req), 'latin1');
     socket.start(ws, response, {
       allowSynchronousEvents: this.options.allowSynchronousEvents,
       maxBufferedChunks: this.options.maxBufferedChunks,
@@ -330,6 +339,14 @@ class WebSocketServer extends EventEmitter {
 
     cb(ws, req);
   }
+}
+
+/** The lines of a 101 response (ws's 'headers' event gets them). */
+function responseLines(accept, protocol, offer) {
+  const lines = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${accept}`];
+  if (protocol) lines.push(`Sec-WebSocket-Protocol: ${protocol}`);
+  if (offer) lines.push(`Sec-WebSocket-Extensions: ${offer}`);
+  return lines;
 }
 
 /** A tracked client closed (`this` is it). */
