@@ -71,6 +71,7 @@ const SCENARIOS = [
   { name: 'RSS per idle conn, 5,000 conns, 2 s after open', idle: 5000, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
   { name: 'RSS per idle conn, 10,000 conns, after GC', idle: 10000, gc: true, metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, floors: ['net', 'http'] },
   { name: 'RSS per idle conn, 1,000 conns, { server } on Express', idle: 1000, server: ['--express'], metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, bun: false, floors: ['http'] },
+  { name: 'RSS per idle conn, 1,000 conns, { server } on Express, after GC', idle: 1000, gc: true, server: ['--express'], metric: 'kib_per_conn', unit: 'KiB', target: 0.4, lowerIsBetter: true, bun: false, floors: ['http'] },
   { name: 'round trip p50, 1 conn, 32 B', args: ['latency', '--size', '32', '--samples', quick ? '5000' : '20000'], metric: 'p50_us', unit: 'us', target: 0.85, lowerIsBetter: true, extra: 'p99_us', floors: ['net'] },
   // The same, with the server and the load generator on one CPU: no
   // wake-up crosses CPUs, so the row shows the servers' own path.
