@@ -25,8 +25,8 @@ const EV = {
   HANDOFF: 12,
   DRAINED: 13,
   DRAIN: 14,
-  // Flags: the payload is in the batch's pending bytes, not its arena
-  // (native-transport.js); it is a Buffer of its own in `bigs`.
+  // Flags. PENDING: the payload is in the batch's pending bytes, not its
+  // arena (native-transport.js). BIG: it is a Buffer of its own in `bigs`.
   PENDING: 0x40,
   BIG: 0x80
 };

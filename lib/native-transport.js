@@ -102,10 +102,11 @@ let poolWords = null;
 /**
  * A batch (src/engine/dispatch.rs): its tape is `words` u32 at `at` in
  * `pool`, a Buffer the engine copies small batches into one after another;
- * the arena follows the tape there, `arenaBytes` bytes, and the pending
- * bytes follow the arena, unless they are big and came as Buffers of their
- * own (`ar`, `pend`). `isClean`: no connection waits for the kernel to take
- * a write, so sends may go on the send tape.
+ * the arena follows the tape there, `arenaBytes` bytes, then the pending
+ * bytes (payloads made while the arena was parsed), unless they were too
+ * big to copy and came as Buffers of their own (`ar`, `pend`). `isClean`: no
+ * connection waits for the kernel to take a write, so sends may go on the
+ * send tape.
  */
 function onBatch(pool, at, words, arenaBytes, ar, bg, isClean, pend) {
   if (pool !== undefined) {
@@ -117,20 +118,25 @@ function onBatch(pool, at, words, arenaBytes, ar, bg, isClean, pend) {
     tape = poolWords;
     pos = at >>> 2;
     end = pos + words;
+    // What the engine copied follows the tape in the pool: the arena, then
+    // the pending bytes, each unless it came as a Buffer of its own.
+    const copied = pool.byteOffset + at + words * 4;
     if (ar !== undefined) {
       arena = ar;
       arenaBuffer = ar.buffer;
       arenaBase = ar.byteOffset;
-      if (pend !== undefined) {
-        pendingBuffer = pend.buffer;
-        pendingBase = pend.byteOffset;
-      }
     } else {
       arena = null;
-      arenaBuffer = pendingBuffer = poolBuffer;
-      arenaBase = pool.byteOffset + at + words * 4;
+      arenaBuffer = poolBuffer;
+      arenaBase = copied;
       arenaLength = arenaBytes;
-      pendingBase = arenaBase + arenaBytes;
+    }
+    if (pend !== undefined) {
+      pendingBuffer = pend.buffer;
+      pendingBase = pend.byteOffset;
+    } else {
+      pendingBuffer = poolBuffer;
+      pendingBase = copied + arenaBytes;
     }
     bigs = bg;
     clean = isClean;

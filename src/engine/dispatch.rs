@@ -161,10 +161,11 @@ impl JsPool {
 /// `(pool: Buffer, at, words, arenaLength, arena: Buffer | undefined,
 /// bigs: Buffer[] | undefined, clean: boolean, pending: Buffer | undefined)`:
 /// the tape is `words` u32 at `at` in `pool`, and the arena follows it
-/// there, `arenaLength` bytes, then the pending bytes (`Batch::pending`),
-/// unless they are big: then the arena moves to JS as `arena`, and the
-/// pending bytes as `pending`. The big payloads move to JS too. `clean`: no
-/// connection waits for the kernel to take a write (`Batch::blocked`).
+/// there, `arenaLength` bytes, then the pending bytes (`Batch::pending`);
+/// an arena or pending bytes too big to copy move to JS as `arena` or
+/// `pending` instead (then `arenaLength` is 0, or no pending bytes follow).
+/// The big payloads move to JS too. `clean`: no connection waits for the
+/// kernel to take a write (`Batch::blocked`).
 ///
 /// The pending bytes (messages inflated while the arena was parsed) stay
 /// apart from the arena: appending them to it cost a copy of each, and of
@@ -182,12 +183,13 @@ unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch) -
     let words = batch.tape.len();
     let tape_bytes = words * 4;
     // A small arena is cheaper to copy than to hand over with a finalizer.
-    let small = batch.arena.len() + batch.pending.len() < SMALL_ARENA;
-    let copied = if small { batch.arena.len() } else { 0 };
-    let pending = if small { batch.pending.len() } else { 0 };
+    let arena_small = batch.arena.len() < SMALL_ARENA;
+    let copied = if arena_small { batch.arena.len() } else { 0 };
+    let pending_small = copied + batch.pending.len() < SMALL_ARENA;
+    let pending = if pending_small { batch.pending.len() } else { 0 };
     let mut undefined = null_mut();
     sys::napi_get_undefined(env, &mut undefined);
-    let alone = !small || !batch.bigs.is_empty();
+    let alone = !arena_small || !pending_small || !batch.bigs.is_empty();
     let (buf, at) = match pool.reserve(env, tape_bytes + copied + pending, alone) {
         Some((buf, at, dst)) => {
             std::ptr::copy_nonoverlapping(batch.tape.as_ptr() as *const u8, dst, tape_bytes);
@@ -197,14 +199,8 @@ unsafe fn batch_args(env: sys::napi_env, pool: &mut JsPool, batch: &mut Batch) -
         }
         None => (undefined, 0),
     };
-
-    let arena = if small {
-        batch.arena.clear();
-        undefined
-    } else {
-        hand_over(env, &mut batch.arena)
-    };
-    let pending = if small || batch.pending.is_empty() { undefined } else { hand_over(env, &mut batch.pending) };
+    let arena = if arena_small { undefined } else { hand_over(env, &mut batch.arena) };
+    let pending = if pending_small { undefined } else { hand_over(env, &mut batch.pending) };
     let mut bigs = undefined;
     if !batch.bigs.is_empty() {
         sys::napi_create_array_with_length(env, batch.bigs.len(), &mut bigs);
