@@ -120,7 +120,7 @@ function onBatch(pool, at, words, arenaBytes, ar, bg, isClean, pend) {
     end = pos + words;
     // What the engine copied follows the tape in the pool: the arena, then
     // the pending bytes, each unless it came as a Buffer of its own.
-    const copied = pool.byteOffset + at + words * 4;
+    const after = pool.byteOffset + at + words * 4;
     if (ar !== undefined) {
       arena = ar;
       arenaBuffer = ar.buffer;
@@ -128,7 +128,7 @@ function onBatch(pool, at, words, arenaBytes, ar, bg, isClean, pend) {
     } else {
       arena = null;
       arenaBuffer = poolBuffer;
-      arenaBase = copied;
+      arenaBase = after;
       arenaLength = arenaBytes;
     }
     if (pend !== undefined) {
@@ -136,7 +136,7 @@ function onBatch(pool, at, words, arenaBytes, ar, bg, isClean, pend) {
       pendingBase = pend.byteOffset;
     } else {
       pendingBuffer = poolBuffer;
-      pendingBase = copied + arenaBytes;
+      pendingBase = after + arenaBytes;
     }
     bigs = bg;
     clean = isClean;
