@@ -15,8 +15,11 @@
 // permessage-deflate when it is offered and sends every data frame back as it
 // came, still compressed (only unmasked): the peer inflates what it deflated,
 // in the same order, so its inflater's history is its deflater's. No zlib
-// work on this side at all: the floor of the deflate rows.
+// work on this side at all: the floor of the deflate rows. --accept puts
+// the Sec-WebSocket-Accept a real client checks in the 101
+// (bench/client-cost.js); the load generator does not check it.
 
+const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const net = require('net');
@@ -26,6 +29,16 @@ const tls = require('tls');
 const UPGRADED = Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
 const UPGRADED_DEFLATE = Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n');
 const deflate = process.argv.includes('--deflate');
+const accept = process.argv.includes('--accept');
+const { GUID } = require('../lib/constants');
+
+/** The canned 101, with `key`'s accept value when --accept asks for it. */
+function upgraded(compressed, key) {
+  const canned = compressed ? UPGRADED_DEFLATE : UPGRADED;
+  if (!accept || !key) return canned;
+  const value = crypto.createHash('sha1').update(key + GUID).digest('base64');
+  return Buffer.concat([canned.subarray(0, -2), Buffer.from(`Sec-WebSocket-Accept: ${value}\r\n\r\n`)]);
+}
 let unmask;
 try {
   ({ unmask } = require('bufferutil'));
@@ -160,7 +173,8 @@ function onRawSocket(socket) {
     if (end === -1) return;
     socket.removeListener('data', onHead);
     const compressed = deflate && head.subarray(0, end).toString('latin1').includes('permessage-deflate');
-    socket.write(compressed ? UPGRADED_DEFLATE : UPGRADED);
+    const key = accept && /^sec-websocket-key: *(\S+)/im.exec(head.subarray(0, end).toString('latin1'));
+    socket.write(upgraded(compressed, key && key[1]));
     (compressed ? echoes : frames)(socket, head.subarray(end + 4));
   };
   socket.on('data', onHead);
@@ -172,7 +186,7 @@ if (process.argv.includes('--http')) {
   server.on('upgrade', (req, socket, head) => {
     socket.setNoDelay(true);
     socket.on('error', () => {});
-    socket.write(UPGRADED);
+    socket.write(upgraded(false, accept && req.headers['sec-websocket-key']));
     frames(socket, head);
   });
 } else if (process.argv.includes('--tls')) {
