@@ -39,6 +39,7 @@ function upgraded(compressed, key) {
   const value = crypto.createHash('sha1').update(key + GUID).digest('base64');
   return Buffer.concat([canned.subarray(0, -2), Buffer.from(`Sec-WebSocket-Accept: ${value}\r\n\r\n`)]);
 }
+
 let unmask;
 try {
   ({ unmask } = require('bufferutil'));
